@@ -1,0 +1,1 @@
+"""The daemon: supervisor, components, control socket and the ``Agent`` that composes them."""

@@ -1,0 +1,1 @@
+"""Device drivers: serial scales, ESL gateways, cameras. Never imports ``agent``."""

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Set up a fresh machine for Store Edge Agent: mosquitto (Debian package) and a virtualenv with the agent.
+# Idempotent; safe to run again. Used by scripts/demo.sh, scripts/test.sh and .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else SUDO="none"; fi
+  if [ "$SUDO" = none ]; then
+    echo "mosquitto is missing and this user cannot install it; ask for: apt-get install mosquitto" >&2
+  else
+    echo "installing mosquitto (Debian package)…" >&2
+    $SUDO apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq mosquitto >/dev/null
+  fi
+fi
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+.venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v -E "^(WARNING: Location|  )" || true
+.venv/bin/python -c "import agent, sync, paho.mqtt" # fail loudly if the install did not work

@@ -1,0 +1,9 @@
+"""Real-broker test infrastructure (no mocks), all on 127.0.0.1.
+
+* :mod:`tests.support.mosquitto`  -- ``MosquittoBroker`` subprocess wrapper
+* :mod:`tests.support.certs`      -- ``make_pki`` throwaway CA / certificates
+* :mod:`tests.support.proxy`      -- ``TcpProxy`` for network fault injection
+* :mod:`tests.support.mqttclient` -- ``MqttTestClient``: bounded paho wrapper
+
+Fixtures built on these live in ``tests/conftest.py``.
+"""
