@@ -121,7 +121,8 @@ class SyncClient:
             if stop.is_set() or client.loop(timeout=0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 break
         if not self._connected:
-            self._set(last_error=self._connack_error or "no CONNACK from broker")
+            self._set(last_error=self._connack_error or "broker closed the connection or did not answer before "
+                      "CONNACK (client certificate or credentials refused?)")
             self._close(client)
             return False
         self._on_connected(client)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sqlite3
 import time
 from collections.abc import Callable
@@ -118,12 +119,12 @@ class CommandProcessor:
             data = json.loads(payload.decode("utf-8"))
         except UnicodeDecodeError:
             return self._reject(None, topic_kind, "malformed", "payload is not valid UTF-8")
-        except (json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError):  # JSONDecodeError, or an integer beyond int_max_str_digits
             return self._reject(None, topic_kind, "malformed", "payload is not valid JSON")
         if not isinstance(data, dict):
             return self._reject(None, topic_kind, "malformed", "command must be a JSON object")
-        cmd_id = data.get("cmd_id") if isinstance(data.get("cmd_id"), str) else None
-        kind = data.get("kind") if isinstance(data.get("kind"), str) else topic_kind
+        cmd_id = _utf8_or_none(data.get("cmd_id"))
+        kind = _utf8_or_none(data.get("kind")) or topic_kind
         try:
             cmd = self._parse(data, topic_kind)
             verify(data, self.trusted_keys)
@@ -131,6 +132,8 @@ class CommandProcessor:
             return self._reject(cmd_id, kind, exc.reason, exc.detail)
         except SignatureError as exc:
             return self._reject(cmd_id, kind, exc.reason, str(exc))
+        except ValueError as exc:  # no canonical form: NaN/Infinity or a lone surrogate somewhere
+            return self._reject(cmd_id, kind, "malformed", f"command has no canonical JSON form: {exc}")
         now = self.clock()
         if cmd.store_id != self.store_id:
             return self._reject(cmd.cmd_id, cmd.kind, "wrong_store",
@@ -151,7 +154,8 @@ class CommandProcessor:
             if not isinstance(value, types) or isinstance(value, bool):
                 raise CommandRejected("malformed", f"field {name!r} is missing or of the wrong type")
         version = data.get("version")
-        if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 0):
+        if version is not None and (not isinstance(version, int) or isinstance(version, bool)
+                                    or not 0 <= version < 2**63):
             raise CommandRejected("malformed", "field 'version' must be a non-negative integer")
         if topic_kind is not None and data["kind"] != topic_kind:
             raise CommandRejected("malformed", f"kind {data['kind']!r} does not match the topic's {topic_kind!r}")
@@ -160,7 +164,7 @@ class CommandProcessor:
         if resource is not None and not isinstance(resource, str):
             raise CommandRejected("malformed", "field 'resource' must be a string")
         return Command(cmd_id=data["cmd_id"], kind=data["kind"], store_id=data["store_id"],
-                       issued_at=float(data["issued_at"]), expires_at=float(data["expires_at"]),
+                       issued_at=_finite(data, "issued_at"), expires_at=_finite(data, "expires_at"),
                        body=data["body"], version=version, reply_to=reply_to if isinstance(reply_to, str) else None,
                        key_id=data.get("key_id"), resource=resource)
 
@@ -234,3 +238,24 @@ class CommandProcessor:
                 "reason": outcome.reason, "detail": outcome.detail, "result": outcome.result,
                 "version": version, "reply_to": reply_to}
         return OutboxItem(RESULT_STREAM, body, schema=RESULT_SCHEMA)
+
+
+def _utf8_or_none(value: Any) -> str | None:
+    """``value`` if it is a string that can be stored and sent (no lone surrogates), else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return value
+
+
+def _finite(data: dict[str, Any], name: str) -> float:
+    try:
+        value = float(data[name])
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value):
+        raise CommandRejected("malformed", f"field {name!r} must be a finite number")
+    return value

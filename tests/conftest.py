@@ -7,6 +7,8 @@ Fixtures
                          every broker it made is stopped at teardown
     pki                  TlsFiles for clients "store-a", "store-b", "cloud"
     tcp_proxy_factory    factory(target_host, target_port) -> started TcpProxy
+    mqtt_client_factory  factory(prefix="c", **MqttTestClient kwargs) -> raw
+                         paho v5 test client (unique client id), closed at teardown
     repo_root            Path of the repository root
     acl_stores_file      Path of configs/mosquitto/acl-stores.conf
 
@@ -17,6 +19,7 @@ mosquitto binary is not installed; CI installs it.
 from __future__ import annotations
 
 import sys
+import uuid
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -30,6 +33,7 @@ if str(REPO_ROOT) not in sys.path:
 
 from tests.support.certs import TlsFiles, make_pki  # noqa: E402
 from tests.support.mosquitto import MosquittoBroker, mosquitto_available  # noqa: E402
+from tests.support.mqttclient import MqttTestClient  # noqa: E402
 from tests.support.proxy import TcpProxy  # noqa: E402
 
 MOSQUITTO_MISSING = (
@@ -107,3 +111,21 @@ def tcp_proxy_factory() -> Iterator[Callable[..., TcpProxy]]:
     yield factory
     for proxy in proxies:
         proxy.stop()
+
+
+@pytest.fixture
+def mqtt_client_factory() -> Iterator[Callable[..., MqttTestClient]]:
+    """``factory(prefix="c", **kwargs) -> MqttTestClient`` (not yet connected;
+    client id ``<prefix>-<random>``). kwargs: protocol=, ca_file=, certfile=,
+    keyfile=, keepalive=, reconnect=, username=, password=. All are closed at
+    teardown."""
+    made: list[MqttTestClient] = []
+
+    def factory(prefix: str = "c", **kwargs) -> MqttTestClient:  # noqa: ANN003
+        client = MqttTestClient(f"{prefix}-{uuid.uuid4().hex[:8]}", **kwargs)
+        made.append(client)
+        return client
+
+    yield factory
+    for client in made:
+        client.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import ssl
 import time
-import uuid
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -27,23 +26,10 @@ NOT_AUTHORIZED = 0x87  # 135
 NO_MATCHING_SUBSCRIBERS = 0x10  # 16, success-class PUBACK reason code
 
 
-def _cid(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
 @pytest.fixture
-def clients():
-    """Track MqttTestClients and close them all at teardown."""
-    made: list[MqttTestClient] = []
-
-    def make(prefix: str = "c", **kwargs) -> MqttTestClient:  # noqa: ANN003
-        c = MqttTestClient(_cid(prefix), **kwargs)
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.close()
+def clients(mqtt_client_factory):
+    """Short alias: clients(prefix, **MqttTestClient kwargs)."""
+    return mqtt_client_factory
 
 
 # --------------------------------------------------------------------------
