@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sync.envelope import Envelope, dumps, new_msg_id
+from sync.sqlite import connect as sqlite_connect
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class Outbox:
         self.max_bytes = max_bytes
         self.max_messages = max_messages
         self.default_ttl_s = default_ttl_s
-        self._connect = connect or _default_connect
+        self._connect = connect or sqlite_connect
         self._local = threading.local()
 
     # -- connections -------------------------------------------------------------------------------
@@ -323,11 +324,3 @@ class Outbox:
 def _validate_stream(stream: str) -> None:
     if not stream or stream.startswith("/") or stream.endswith("/") or any(c in stream for c in "+#\x00"):
         raise ValueError(f"invalid stream name {stream!r}: use topic levels like 'telemetry/health'")
-
-
-def _default_connect(path: Path | str) -> sqlite3.Connection:
-    conn = sqlite3.connect(str(path), timeout=10, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA busy_timeout=10000")
-    return conn

@@ -15,6 +15,7 @@ from typing import Any
 
 from agent import __version__
 from agent.config import AgentConfig, ConfigError, load_config
+from agent.config.loader import deep_merge
 from sync.commands import Command, CommandProcessor, CommandRejected, Handler
 
 #: Config keys the cloud may not change remotely: a bad value would cut the store off from the cloud
@@ -51,7 +52,7 @@ def register_builtin(processor: CommandProcessor, *, config_path: Path | None, b
             raise CommandRejected("forbidden_key", f"these keys can only be changed on the box: {', '.join(forbidden)}")
         replace = bool(cmd.body.get("replace", False))
         _, current = read_overlay(conn)
-        overlay = patch if replace else _deep_merge(current, patch)
+        overlay = patch if replace else deep_merge(current, patch)
         try:
             cfg = load_config(config_path, overlay=overlay)
         except ConfigError as exc:
@@ -98,13 +99,3 @@ def _leaf_paths(data: dict[str, Any], prefix: str = "") -> list[str]:
         else:
             out.append(path)
     return out
-
-
-def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged

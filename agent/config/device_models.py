@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 
 from agent.config.base import DEVICE_NAME_PATTERN, Section, check_device_name
+from agent.config.vision_models import CameraAnalyticsConfig
 
 _NAME_DESCRIPTION = "Unique name, used in topics and logs. Lowercase letters a-z, digits 0-9, '-' and '_'."
 
@@ -36,6 +37,11 @@ class CameraConfig(Section):
         description="Run face identification on this camera. Off by default; enable only where it is lawful "
         "and the store has posted the required notice.",
     )
+    analytics: CameraAnalyticsConfig = Field(
+        default_factory=CameraAnalyticsConfig,
+        title="People analytics",
+        description="Detection rate, motion gating, counting lines and zones of this camera.",
+    )
 
     _check_name = field_validator("name")(check_device_name)
 
@@ -55,8 +61,8 @@ class ScaleConfig(Section):
     )
     protocol: Literal["toledo8217", "mt-sics", "scp01"] = Field(
         title="Scale protocol",
-        description="Wire protocol spoken by the scale: toledo8217 (Mettler Toledo 8217), mt-sics "
-        "(Mettler Toledo SICS) or scp01 (Avery Berkel / Dibal SCP-01).",
+        description="Wire protocol spoken by the scale: toledo8217 (Toledo 8217), mt-sics "
+        "(Mettler-Toledo MT-SICS) or scp01 (NCI / Weigh-Tronix SCP-01, also CAS ECR type 2).",
     )
     baudrate: int = Field(
         default=9600,

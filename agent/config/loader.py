@@ -131,7 +131,7 @@ def _load(
             problems.append(ConfigProblem(str(key), "unknown key in overlay; not a recognised setting"))
             del clean_overlay[key]
         overlay_paths = _leaf_paths(clean_overlay)
-        data = _deep_merge(data, clean_overlay)
+        data = deep_merge(data, clean_overlay)
 
     config: AgentConfig | None = None
     try:
@@ -236,11 +236,12 @@ def _leaf_paths(data: Any, path: KeyPath = ()) -> list[KeyPath]:
     return [path]
 
 
-def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` merged into a copy of ``base``, recursively for nested tables."""
     merged = copy.deepcopy(base)
     for key, value in over.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = copy.deepcopy(value)
     return merged

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from agent.config.base import Section, check_unique_names
 from agent.config.commands_models import CommandsConfig
 from agent.config.device_models import CameraConfig, EslGatewayConfig, ScaleConfig
+from agent.config.vision_models import ModelsConfig, VisionConfig
 from agent.config.env_source import env_source_for
 from agent.config.sync_models import SyncConfig, TlsConfig
 
@@ -159,6 +160,16 @@ class AgentConfig(BaseSettings):
         default_factory=list,
         title="ESL gateways",
         description="Electronic shelf label gateways, one [[esl_gateways]] table each.",
+    )
+    vision: VisionConfig = Field(
+        default_factory=VisionConfig,
+        title="People analytics",
+        description="Settings shared by every camera pipeline: aggregation interval, heatmap grid, threads.",
+    )
+    models: ModelsConfig = Field(
+        default_factory=ModelsConfig,
+        title="Models",
+        description="Model directory and offline mirror.",
     )
 
     @classmethod

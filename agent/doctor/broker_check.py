@@ -74,8 +74,8 @@ def _tls_context(cfg: AgentConfig) -> ssl.SSLContext:
     try:
         context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
     except (OSError, ssl.SSLError) as exc:
-        raise _Stop(f"cannot load CA file {tls.ca_file}: {_reason(exc)}",
-                    "set sync.tls.ca_file to a readable PEM file of the CA that signed the broker certificate") from None
+        raise _Stop(f"cannot load CA file {tls.ca_file}: {_reason(exc)}", "set sync.tls.ca_file to a readable "
+                    "PEM file of the CA that signed the broker certificate") from None
     if tls.insecure_skip_verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -93,7 +93,10 @@ def _client_cert_expiry(cfg: AgentConfig) -> tuple[Status, str, str]:
     cert_file = cfg.sync.tls.cert_file
     if cert_file is None:
         return "ok", "", ""
-    cert = x509.load_pem_x509_certificate(Path(cert_file).read_bytes())
+    try:
+        cert = x509.load_pem_x509_certificate(Path(cert_file).read_bytes())
+    except (OSError, ValueError) as exc:
+        return "warn", f"cannot read the expiry date of {cert_file}: {exc}", "check sync.tls.cert_file (PEM)"
     now = dt.datetime.now(dt.timezone.utc)
     expires = cert.not_valid_after_utc
     day = expires.strftime("%Y-%m-%d")
@@ -198,8 +201,7 @@ def _connack_result(cfg: AgentConfig, outcome: dict[str, object], errors: list[s
     if reason is None:
         seen = f" ({errors[-1]})" if errors else ""
         if "disconnect" in outcome:
-            fix = (_TLS_FIX + "; " + _CREDENTIALS_FIX) if tls else _NO_CONNACK_FIX
-            raise _Stop(f"the broker closed the connection before CONNACK{seen}", fix)
+            raise _Stop(f"the broker closed the connection before CONNACK{seen}", _closed_fix(cfg, tls=tls))
         raise _Stop(f"no CONNACK within {timeout_s:g} s{seen}", _NO_CONNACK_FIX)
     if _failed(reason):
         raise _Stop(f"broker refused the connection: {reason}", _connack_fix(reason, cfg))
@@ -214,6 +216,17 @@ def _close(client: mqtt.Client, *, connected: bool) -> None:
     sock = client.socket()
     if sock is not None:
         sock.close()
+
+
+def _closed_fix(cfg: AgentConfig, *, tls: bool) -> str:
+    """Why a broker hangs up before CONNACK: with TLS 1.3 a refused client certificate shows up only here."""
+    if not tls:
+        return _NO_CONNACK_FIX
+    if cfg.sync.tls.cert_file is None:
+        return ("the broker probably requires a client certificate (mutual TLS): set sync.tls.cert_file and "
+                "sync.tls.key_file to this store's certificate and key")
+    return ("the broker probably refused the client certificate: sync.tls.cert_file must be signed by the CA "
+            "the broker trusts (its cafile), with CN = the store id; check the broker log")
 
 
 def _failed(reason: object) -> bool:

@@ -14,7 +14,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from agent.config.models import DB_FILENAME
 from agent.doctor.core import CheckResult, DoctorContext
 from agent.store import StoreError, open_store
 
@@ -64,10 +63,10 @@ def check_data_dir(ctx: DoctorContext) -> CheckResult:
     except OSError as exc:
         return CheckResult("data_dir", "fail", f"data_dir {data_dir} is not writable: {exc.strerror}",
                            f"`chown -R store-agent:store-agent {data_dir}` or set data_dir to a writable directory")
-    db = data_dir / DB_FILENAME
+    db = ctx.cfg.db_path
     if not db.exists():
         # Creating it here could leave a root-owned database the service user cannot write.
-        return CheckResult("data_dir", "ok", f"data_dir {data_dir} is writable; {DB_FILENAME} is not created yet "
+        return CheckResult("data_dir", "ok", f"data_dir {data_dir} is writable; {db.name} is not created yet "
                            "(the agent creates it at first start)")
     return _check_database(data_dir, db)
 
@@ -88,7 +87,7 @@ def _why_not_creatable(path: Path) -> str:
 
 def _check_database(data_dir: Path, db: Path) -> CheckResult:
     try:
-        open_store(data_dir)  # applies pending migrations; refuses a schema newer than this agent
+        open_store(data_dir, filename=db.name)  # applies pending migrations; refuses a schema newer than this agent
     except (StoreError, sqlite3.Error, OSError) as exc:
         return CheckResult("data_dir", "fail", f"database {db} does not open: {exc}", _db_fix(db))
     try:
@@ -103,7 +102,7 @@ def _check_database(data_dir: Path, db: Path) -> CheckResult:
         shown = "; ".join(rows[:5]) + (f" (+{len(rows) - 5} more)" if len(rows) > 5 else "")
         return CheckResult("data_dir", "fail", f"database {db} is damaged: {shown}", _db_fix(db))
     size_mb = db.stat().st_size / 2**20
-    return CheckResult("data_dir", "ok", f"data_dir {data_dir} is writable; {DB_FILENAME} ({size_mb:.1f} MB) "
+    return CheckResult("data_dir", "ok", f"data_dir {data_dir} is writable; {db.name} ({size_mb:.1f} MB) "
                        "passes the integrity check")
 
 

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal, overload
 
-from agent.config import DEFAULT_CONFIG_PATH, AgentConfig, ConfigError, ConfigProblem, load_config
+from agent.config import AgentConfig, ConfigError, ConfigProblem, load_config
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def registered_checks() -> list[Check]:
 
 
 def run_doctor(
-    config_path: Path = DEFAULT_CONFIG_PATH,
+    config_path: Path,
     *,
     env: Mapping[str, str] | None = None,
     timeout_s: float = 3.0,

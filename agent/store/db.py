@@ -1,7 +1,7 @@
 """Open the agent's SQLite database with the pragmas the durability contract needs, and migrate it.
 
-The outbox relies on ``synchronous=FULL`` in WAL mode: a row is on disk before ``COMMIT`` returns, so a
-message is durable before ``enqueue`` returns, even if the box loses power right after.
+The outbox relies on ``synchronous=FULL`` in WAL mode (see :func:`sync.sqlite.connect`): a row is on disk
+before ``COMMIT`` returns, so a message is durable before ``enqueue`` returns, even if the box loses power.
 """
 
 from __future__ import annotations
@@ -12,28 +12,15 @@ import time
 from pathlib import Path
 
 from agent.store.migrations import COMPONENTS
+from sync.sqlite import connect
+
+__all__ = ["StoreError", "connect", "migrate", "open_store"]
 
 log = logging.getLogger(__name__)
-
-BUSY_TIMEOUT_MS = 10_000
 
 
 class StoreError(RuntimeError):
     """The database cannot be opened or migrated (wrong path, newer schema, corruption)."""
-
-
-def connect(path: Path | str, *, synchronous: str = "FULL") -> sqlite3.Connection:
-    """Open one connection (use one per thread) in autocommit mode with WAL and a busy timeout.
-
-    Transactions are explicit (``BEGIN IMMEDIATE`` … ``COMMIT``), which makes batching visible in the code.
-    """
-    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                           check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={synchronous}")
-    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA foreign_keys=ON")
-    return conn
 
 
 def migrate(conn: sqlite3.Connection, components: dict[str, list[str]] | None = None) -> dict[str, int]:

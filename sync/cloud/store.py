@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
 from sync.envelope import Envelope, dumps
+from sync.sqlite import connect
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -61,9 +61,7 @@ class CloudStore:
     """One connection, used from the receiver's single thread (or a CLI command)."""
 
     def __init__(self, path: Path | str) -> None:
-        self.conn = sqlite3.connect(str(path), timeout=10, isolation_level=None, check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn = connect(path)
         self.conn.executescript(SCHEMA)
 
     def close(self) -> None:

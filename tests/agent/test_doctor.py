@@ -233,9 +233,21 @@ def test_broker_requiring_a_client_certificate_refuses_a_store_without_one(
 ) -> None:
     broker = mosquitto_factory(tls=pki, require_certificate=True, use_identity_as_username=True)
     result = doctor(write_config(tmp_path, broker.url, tls=tls_lines(pki.ca_file)))["broker"]
-    print(result)
     assert result.status == "fail", result
-    assert "cert_file" in result.fix
+    assert "TLS handshake ok" in result.detail  # TLS 1.3: the refusal comes after the handshake
+    assert "closed the connection before CONNACK" in result.detail
+    assert "requires a client certificate" in result.fix and "sync.tls.cert_file" in result.fix
+
+
+def test_broker_refuses_a_client_certificate_from_another_ca(
+    tmp_path: Path, mosquitto_factory: Callable[..., MosquittoBroker], pki: TlsFiles
+) -> None:
+    broker = mosquitto_factory(tls=pki, require_certificate=True, use_identity_as_username=True)
+    assert pki.untrusted_client is not None
+    cert, key = pki.untrusted_client
+    result = doctor(write_config(tmp_path, broker.url, tls=tls_lines(pki.ca_file, cert, key)))["broker"]
+    assert result.status == "fail", result
+    assert "refused the client certificate" in result.fix
 
 
 def test_expired_client_certificate_fails_without_connecting(tmp_path: Path, pki: TlsFiles) -> None:
