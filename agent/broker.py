@@ -1,15 +1,19 @@
-"""A throwaway local MQTT broker for the demo and the benchmarks: Debian's mosquitto on loopback.
+"""A throwaway local MQTT broker for the demo and the benchmarks: Debian's mosquitto on loopback, or, where
+mosquitto is not installed, the embedded pure-Python amqtt broker (MQTT 3.1.1 only; the ``embedded-broker``
+extra).
 
 Production stores talk to the chain's broker; this exists so ``store-agent demo`` and ``bench`` run on a
-fresh machine with nothing but the package installed (and mosquitto, which the README's command installs).
+fresh machine with nothing but the package installed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -37,6 +41,8 @@ def free_port() -> int:
 
 
 class LocalBroker:
+    protocol = "5"
+
     """mosquitto on 127.0.0.1:<port>, anonymous, no persistence; ``with LocalBroker() as b: b.url``."""
 
     def __init__(self, port: int | None = None, workdir: Path | None = None) -> None:
@@ -90,3 +96,69 @@ class LocalBroker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class EmbeddedBroker:
+    """amqtt running in a background thread on 127.0.0.1:<port> (MQTT 3.1.1)."""
+
+    protocol = "3.1.1"
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self._loop = None
+        self._broker = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 10.0) -> EmbeddedBroker:
+        try:
+            from amqtt.broker import Broker
+        except ImportError as exc:
+            raise BrokerUnavailable("neither mosquitto nor the embedded broker is available: `apt-get install "
+                                    "mosquitto` or `pip install 'store-edge-agent[embedded-broker]'`") from exc
+        config = {"listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
+                  "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}}
+        self._loop = asyncio.new_event_loop()
+        started = threading.Event()
+
+        def serve() -> None:
+            asyncio.set_event_loop(self._loop)
+            self._broker = Broker(config, loop=self._loop)
+            self._loop.run_until_complete(self._broker.start())
+            started.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=serve, name="embedded-broker", daemon=True)
+        self._thread.start()
+        if not started.wait(timeout_s):
+            raise BrokerUnavailable(f"the embedded broker did not start on port {self.port}")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None or self._broker is None:
+            return
+        future = asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop)
+        try:
+            future.result(5)
+        except Exception:  # shutting down a demo broker: nothing to save
+            pass
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(5)
+        self._loop = self._broker = None
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_local_broker(workdir: Path | None = None) -> LocalBroker | EmbeddedBroker:
+    """mosquitto when installed, else the embedded broker; raises BrokerUnavailable when neither is."""
+    if find_mosquitto() is not None:
+        return LocalBroker(workdir=workdir).start()
+    return EmbeddedBroker().start()

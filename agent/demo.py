@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent.broker import LocalBroker, find_mosquitto
+from agent.broker import BrokerUnavailable, EmbeddedBroker, LocalBroker, start_local_broker
 from agent.config import parse_broker_url
 from agent.daemon.agent import Agent
 from sync.cloud.commands import build_command
@@ -32,7 +32,8 @@ DEMO_STORE = "demo-store"
 DEMO_KEY_ID = "demo-cloud"
 
 
-def write_demo_config(path: Path, *, data_dir: Path, broker_url: str, public_key_b64: str) -> None:
+def write_demo_config(path: Path, *, data_dir: Path, broker_url: str, public_key_b64: str,
+                      protocol: str = "5") -> None:
     """The demo's agent config: fast health telemetry, cloud acks on, the demo signing key trusted."""
     path.write_text(
         f'store_id = "{DEMO_STORE}"\n'
@@ -40,6 +41,7 @@ def write_demo_config(path: Path, *, data_dir: Path, broker_url: str, public_key
         'log_level = "INFO"\n\n'
         "[sync]\n"
         f'broker = "{broker_url}"\n'
+        f'protocol = "{protocol}"\n'
         "keepalive_s = 10\nrequire_cloud_ack = true\nreconnect_min_s = 0.2\nreconnect_max_s = 2\n\n"
         "[health]\ninterval_s = 1\n\n"
         "[commands.trusted_keys]\n"
@@ -48,26 +50,28 @@ def write_demo_config(path: Path, *, data_dir: Path, broker_url: str, public_key
 
 
 def run_demo(duration_s: float = 15.0, *, workdir: Path | None = None, broker_url: str | None = None,
-             progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+             protocol: str = "5", progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the demo and return the summary (see module doc). Never raises for a runtime problem: it is
     reported under ``errors``."""
     say = progress or (lambda _msg: None)
     workdir = Path(workdir or tempfile.mkdtemp(prefix="store-agent-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
-    broker: LocalBroker | None = None
+    broker: LocalBroker | EmbeddedBroker | None = None
     if broker_url is None:
-        if find_mosquitto() is None:
-            return _summary({}, {"sent": 0, "applied": 0}, {}, ["mosquitto is not installed: apt-get install "
-                                                                "mosquitto, or pass --broker URL"], workdir)
-        broker = LocalBroker(workdir=workdir).start()
-        broker_url = broker.url
-    say(f"broker     {broker_url}")
+        try:
+            broker = start_local_broker(workdir)
+        except BrokerUnavailable as exc:
+            return _summary({}, {"sent": 0, "applied": 0}, {}, [str(exc)], workdir)
+        broker_url, protocol = broker.url, broker.protocol
+    say(f"broker     {broker_url} (MQTT {protocol}{', embedded' if isinstance(broker, EmbeddedBroker) else ''})")
     key, public_b64 = generate_keypair()
     config_path = workdir / "agent.toml"
-    write_demo_config(config_path, data_dir=workdir / "agent", broker_url=broker_url, public_key_b64=public_b64)
+    write_demo_config(config_path, data_dir=workdir / "agent", broker_url=broker_url, public_key_b64=public_b64,
+                      protocol=protocol)
     address = parse_broker_url(broker_url)
-    cloud_settings = ReceiverSettings(host=address.host, port=address.port, client_id="demo-cloud-receiver")
+    cloud_settings = ReceiverSettings(host=address.host, port=address.port, client_id="demo-cloud-receiver",
+                                      protocol=protocol)
     cloud_db = workdir / "cloud.db"
     stop_cloud, stop_agent = threading.Event(), threading.Event()
     receiver = CloudReceiver(cloud_settings, cloud_db)

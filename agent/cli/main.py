@@ -112,13 +112,14 @@ def demo(
     as_json: JsonOption = False,
     workdir: Annotated[Optional[Path], typer.Option(help="Keep the demo's files here (default: a temp dir).")] = None,
     broker: Annotated[Optional[str], typer.Option(help="Use this broker instead of starting mosquitto.")] = None,
+    protocol: Annotated[str, typer.Option(help="MQTT version of --broker: 5 or 3.1.1.")] = "5",
 ) -> None:
     """Run broker, reference cloud and agent together on a built-in default; print a summary."""
     from agent.demo import render_summary, run_demo
     from agent.logs import setup_logging
 
     setup_logging("WARNING")
-    summary = run_demo(duration, workdir=workdir, broker_url=broker,
+    summary = run_demo(duration, workdir=workdir, broker_url=broker, protocol=protocol,
                        progress=None if as_json else typer.echo)
     if as_json:
         print_json(summary)

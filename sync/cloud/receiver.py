@@ -38,6 +38,7 @@ class ReceiverSettings:
     port: int = 1883
     client_id: str = "store-cloud-receiver"
     share_group: str | None = "cloud"  # MQTT 5 shared subscription group; None subscribes directly
+    protocol: str = "5"  # "5" or "3.1.1" (no shared subscriptions then)
     keepalive_s: int = 30
     tls: TlsSettings = field(default_factory=TlsSettings)
     username: str | None = None
@@ -73,8 +74,10 @@ class CloudReceiver:
 
     def _session(self, stop: threading.Event) -> bool:
         s = self.settings
+        v5 = s.protocol == "5"
         client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=s.client_id,
-                             protocol=MQTTProtocolVersion.MQTTv5, manual_ack=True)
+                             protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
+                             clean_session=None if v5 else True, manual_ack=True)
         if s.tls.enabled:
             client.tls_set(ca_certs=str(s.tls.ca_file) if s.tls.ca_file else None,
                            certfile=str(s.tls.cert_file) if s.tls.cert_file else None,
@@ -87,7 +90,10 @@ class CloudReceiver:
         client.on_message = lambda c, u, m: self._pending.append(m)
         self._connected = False
         try:
-            client.connect(s.host, s.port, keepalive=s.keepalive_s, clean_start=True)
+            if v5:
+                client.connect(s.host, s.port, keepalive=s.keepalive_s, clean_start=True)
+            else:
+                client.connect(s.host, s.port, keepalive=s.keepalive_s)
         except (OSError, ssl.SSLError) as exc:
             log.warning("cloud receiver cannot reach the broker", extra={"error": str(exc)})
             return False
@@ -98,8 +104,9 @@ class CloudReceiver:
         if not self._connected:
             return False
         up = "stores/+/up/#"
-        subs = [(f"$share/{s.share_group}/{up}" if s.share_group else up, 1)]
-        if s.share_group:
+        share = s.share_group if v5 else None
+        subs = [(f"$share/{share}/{up}" if share else up, 1)]
+        if share:
             subs.append(("stores/+/up/state", 1))  # shared subscriptions never get retained births
         client.subscribe(subs)
         self.ready.set()

@@ -32,7 +32,8 @@ def send_command(settings: ReceiverSettings, cmd: dict[str, Any], *, wait_s: flo
     connected = {"ok": False, "subscribed": False}
     client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
                          client_id=f"store-cloud-sender-{cmd['cmd_id'][-8:]}",
-                         protocol=MQTTProtocolVersion.MQTTv5)
+                         protocol=MQTTProtocolVersion.MQTTv5 if settings.protocol == "5"
+                         else MQTTProtocolVersion.MQTTv311)
     if settings.tls.enabled:
         client.tls_set(ca_certs=str(settings.tls.ca_file) if settings.tls.ca_file else None,
                        certfile=str(settings.tls.cert_file) if settings.tls.cert_file else None,

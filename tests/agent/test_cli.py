@@ -106,3 +106,20 @@ def test_cloud_send_applies_with_a_trusted_key_and_is_refused_with_another(mosqu
         running.stop()
         agent.close()
         cloud.stop()
+
+
+def test_demo_runs_on_the_embedded_broker_over_mqtt_311(tmp_path):
+    """Where mosquitto is missing the demo falls back to the embedded amqtt broker (MQTT 3.1.1 only): the
+    agent and the reference cloud must work over 3.1.1 too (no shared subscriptions, no properties)."""
+    from agent.broker import EmbeddedBroker
+    from agent.demo import run_demo
+
+    broker = EmbeddedBroker().start()
+    try:
+        summary = run_demo(2, workdir=tmp_path / "demo", broker_url=broker.url, protocol="3.1.1")
+    finally:
+        broker.stop()
+    assert summary["errors"] == []
+    assert summary["commands"]["applied"] == 2
+    health = summary["streams"]["telemetry/health"]
+    assert health["acked"] == health["enqueued"] >= 2
