@@ -279,10 +279,15 @@ class Outbox:
             raise
 
     def requeue_unconfirmed(self, older_than_s: float, streams: Sequence[str] | None = None) -> int:
-        """Rows the broker took but the cloud never acknowledged go back to pending (sent again, same id)."""
-        cutoff = time.time() - older_than_s
-        sql = "UPDATE outbox SET state = 0 WHERE state = 1 AND sent_at <= ?"
-        args: list[Any] = [cutoff]
+        """Rows the broker took but the cloud never acknowledged go back to pending (sent again, same id).
+
+        A row is due ``older_than_s × 2^(attempts − 1)`` after its last send (capped at 32×), so a cloud that
+        is down for hours is not flooded with the whole backlog every ``older_than_s``.
+        """
+        now = time.time()
+        sql = ("UPDATE outbox SET state = 0 WHERE state = 1"
+               " AND sent_at + ? * (1 << MIN(MAX(attempts - 1, 0), 5)) <= ?")
+        args: list[Any] = [older_than_s, now]
         if streams:
             sql += f" AND stream IN ({','.join('?' * len(streams))})"
             args.extend(streams)
