@@ -195,6 +195,10 @@ class SyncClient:
 
     def _on_connected(self, client: mqtt.Client) -> None:
         self._last_inbound = time.monotonic()
+        # Cloud acks addressed to an earlier connection (or process) were lost with it: whatever the broker
+        # took but the cloud has not confirmed is sent again now rather than after cloud_ack_timeout_s.
+        if self.settings.require_cloud_ack:
+            self.outbox.requeue_unconfirmed(0.0)
         client.subscribe([(self.topics.cmd_filter, 1), (self.topics.ack, 1), (self.topics.desired, 1)])
         client.publish(self.topics.state, self._state_payload(online=True), qos=1, retain=True)
         self._set(connected=True, connects=self._status["connects"] + 1, last_connected_at=time.time(),

@@ -106,7 +106,8 @@ class CommandProcessor:
             outcome = self._process(payload, topic_kind)
         except Exception as exc:  # a bug in a handler must not kill the sync loop
             log.exception("command processing failed")
-            outcome = Outcome("failed", "internal_error", None, topic_kind, detail=type(exc).__name__)
+            outcome = Outcome("failed", "internal_error", _cmd_id_of(payload), topic_kind,
+                              detail=type(exc).__name__)
             self._reply_safely(outcome)
         self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
         return outcome
@@ -259,3 +260,13 @@ def _finite(data: dict[str, Any], name: str) -> float:
     if not math.isfinite(value):
         raise CommandRejected("malformed", f"field {name!r} must be a finite number")
     return value
+
+
+def _cmd_id_of(payload: bytes) -> str | None:
+    """The command id, if the payload is readable enough to have one (for error replies)."""
+    try:
+        data = json.loads(payload.decode("utf-8"))
+    except (ValueError, RecursionError):
+        return None
+    cmd_id = data.get("cmd_id") if isinstance(data, dict) else None
+    return _utf8_or_none(cmd_id) if isinstance(cmd_id, str) else None

@@ -81,14 +81,17 @@ class Envelope:
             raise ValueError("seq must be a non-negative integer")
         known = {"v", "msg_id", "store_id", "boot_id", "stream", "seq", "event_ts", "expires_at",
                  "historical", "schema", "body"}
-        return cls(
-            msg_id=str(data["msg_id"]), store_id=str(data["store_id"]), boot_id=str(data["boot_id"]),
-            stream=str(data["stream"]), seq=data["seq"], event_ts=float(data["event_ts"]),
-            body=data["body"], expires_at=data.get("expires_at"),
-            historical=bool(data.get("historical", False)), schema=data.get("schema"),
-            v=int(data.get("v", ENVELOPE_VERSION)),
-            extra={k: v for k, v in data.items() if k not in known},
-        )
+        try:
+            return cls(
+                msg_id=str(data["msg_id"]), store_id=str(data["store_id"]), boot_id=str(data["boot_id"]),
+                stream=str(data["stream"]), seq=data["seq"], event_ts=float(data["event_ts"]),
+                body=data["body"], expires_at=data.get("expires_at"),
+                historical=bool(data.get("historical", False)), schema=data.get("schema"),
+                v=int(data.get("v", ENVELOPE_VERSION)),
+                extra={k: v for k, v in data.items() if k not in known},
+            )
+        except (TypeError, OverflowError) as exc:  # e.g. "event_ts": null — still just a bad envelope
+            raise ValueError(f"mistyped envelope field: {exc}") from exc
 
 
 class Topics:

@@ -174,8 +174,9 @@ class Outbox:
             return
         shed: dict[str, list[int]] = {}
         while count > self.max_messages or size > self.max_bytes:
-            # Overshoot a little (a batch) so quota checks are not paid on every enqueue at the limit.
-            want = max(int(count - self.max_messages), 0) + _SHED_BATCH
+            # Overshoot a little (1 % of the quota, at most _SHED_BATCH rows) so the shedding query is not
+            # paid on every enqueue at the limit.
+            want = max(int(count - self.max_messages), 0) + max(1, min(_SHED_BATCH, self.max_messages // 100))
             rows = conn.execute(
                 "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE priority > 0"
                 " ORDER BY priority DESC, id ASC LIMIT ?) RETURNING stream, seq, size", (want,)

@@ -51,7 +51,7 @@ def check_data_dir(ctx: DoctorContext) -> CheckResult:
         problem = _why_not_creatable(data_dir)
         if problem:
             return CheckResult("data_dir", "fail", f"data_dir {data_dir} does not exist and cannot be created: "
-                               f"{problem}", f"set data_dir to a writable directory (default /var/lib/store-agent)")
+                               f"{problem}", "set data_dir to a writable directory (default /var/lib/store-agent)")
         return CheckResult("data_dir", "ok", f"data_dir {data_dir} does not exist yet; the agent can create it "
                            "at first start")
     if not data_dir.is_dir():
@@ -125,7 +125,7 @@ def check_disk(ctx: DoctorContext) -> CheckResult:
     minimum = ctx.cfg.health.disk_min_free_mb
     free_mb = shutil.disk_usage(target).free / 2**20
     detail = f"{free_mb:,.0f} MB free on the file system of {target} (minimum {minimum:,.0f} MB)"
-    fix = (f"free space on that file system (e.g. `journalctl --vacuum-size=200M`, remove old files) "
+    fix = ("free space on that file system (e.g. `journalctl --vacuum-size=200M`, remove old files) "
            "or lower health.disk_min_free_mb")
     if free_mb < minimum:
         return CheckResult("disk", "fail", detail, fix)
@@ -204,25 +204,33 @@ def check_signing_keys(ctx: DoctorContext) -> CheckResult:
     return CheckResult("signing_keys", "ok", f"{len(keys)} trusted command key(s): {', '.join(keys)}")
 
 
-#: Optional module (added by a later issue) exposing ``verify_installed(model_dir) -> [(name, ok, detail)]``.
+#: Module exposing ``verify_installed(model_dir) -> [(name, ok, detail)]`` (optional: the doctor works without it).
 MODEL_REGISTRY_MODULE = "models.registry"
+#: Where models are installed, relative to data_dir.
+MODELS_SUBDIR = "models"
 
 
 def check_models(ctx: DoctorContext) -> CheckResult:
-    """Installed models verify, when a model registry is installed."""
+    """Installed models match their pinned size and sha256, when a model registry is installed."""
     try:
         registry: Any = importlib.import_module(MODEL_REGISTRY_MODULE)
     except ModuleNotFoundError as exc:
         if exc.name in ("models", MODEL_REGISTRY_MODULE):
             return CheckResult("models", "ok", "no model registry installed")
         raise
-    model_dir = ctx.cfg.data_dir / "models"
-    entries = list(registry.verify_installed(model_dir))
+    model_dir = ctx.cfg.data_dir / MODELS_SUBDIR
+    entries = [(str(name), bool(ok), str(detail)) for name, ok, detail in registry.verify_installed(model_dir)]
     if not entries:
         return CheckResult("models", "ok", "no models configured yet")
-    bad = [f"{name}: {detail}" for name, ok, detail in entries if not ok]
-    good = [f"{name}: {detail}" for name, ok, detail in entries if ok]
-    if bad:
-        return CheckResult("models", "fail", "\n".join(bad + good),
-                           f"reinstall the failed models into {model_dir} or remove them from the config")
-    return CheckResult("models", "ok", "\n".join(good))
+    bad = [name for name, ok, _ in entries if not ok]
+    missing = [name for name, ok, detail in entries if ok and detail == "not installed"]
+    good = [name for name, ok, detail in entries if ok and detail != "not installed"]
+    summary = f"{len(good)} verified in {model_dir}" + (f" ({', '.join(good)})" if good else "")
+    summary += f", {len(missing)} not installed" if missing else ""
+    if not bad:
+        return CheckResult("models", "ok", summary)
+    lines = [f"{len(bad)} of {len(entries)} models failed verification; {summary}"]
+    lines += [f"{name}: {detail}" for name, ok, detail in entries if not ok]
+    pull = getattr(registry, "pull_hint", None)
+    fix = "; ".join(pull(name) for name in bad) if callable(pull) else f"reinstall the listed models into {model_dir}"
+    return CheckResult("models", "fail", "\n".join(lines), fix)

@@ -148,7 +148,7 @@ class CloudReceiver:
                     state = json.loads(message.payload)
                     if isinstance(state, dict) and state.get("store_id") == store_id:
                         states.append(state)
-                except ValueError:
+                except (ValueError, TypeError):
                     self.counts["malformed"] += 1
                 continue
             try:
@@ -169,7 +169,11 @@ class CloudReceiver:
         for store_id, ids in acks.items():
             client.publish(Topics(store_id).ack, dumps({"msg_ids": ids}), qos=1)
         for state in states:
-            self._on_state(client, state)
+            try:
+                self._on_state(client, state)
+            except (ValueError, TypeError, KeyError):  # a store's bad birth must not stop the receiver
+                log.warning("ignoring malformed state message", extra={"store_id": state.get("store_id")})
+                self.counts["malformed"] += 1
         for message in batch:
             if message.qos > 0:
                 client.ack(message.mid, message.qos)

@@ -48,7 +48,10 @@ def send_command(settings: ReceiverSettings, cmd: dict[str, Any], *, wait_s: flo
         except ValueError:
             return
         if isinstance(env.body, dict) and env.body.get("cmd_id") == cmd["cmd_id"]:
-            result.update(env.body)
+            # A re-delivered command is answered "duplicate"; the first "applied" is the one that counts.
+            if result.get("status") != "applied":
+                result.clear()
+                result.update(env.body)
             # Acknowledge it for the store in case no receiver is running.
             c.publish(topics.ack, dumps({"msg_ids": [env.msg_id]}), qos=1)
 
@@ -75,7 +78,8 @@ def send_command(settings: ReceiverSettings, cmd: dict[str, Any], *, wait_s: flo
     client.disconnect()
     if result and db_path is not None:
         db = CloudStore(db_path)
-        db.conn.execute("UPDATE commands SET status = ?, reason = ?, result = ?, result_at = ? WHERE cmd_id = ?",
+        db.conn.execute("UPDATE commands SET status = ?, reason = ?, result = ?, result_at = ? WHERE cmd_id = ?"
+                        " AND (status IS NULL OR status != 'applied')",
                         (result.get("status"), result.get("reason"), dumps(result.get("result")), time.time(),
                          cmd["cmd_id"]))
         db.close()

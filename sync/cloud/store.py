@@ -123,14 +123,22 @@ class CloudStore:
         self.conn.execute("UPDATE commands SET sends = sends + 1 WHERE cmd_id = ?", (cmd_id,))
 
     def commands_to_resend(self, store_id: str, versions: dict[str, Any], now: float | None = None) -> list[dict[str, Any]]:
-        """The newest unexpired command per resource whose version the store reports it has not applied."""
+        """Per resource, the newest unexpired command the store has not applied and not refused for good.
+
+        A command with a result other than ``failed`` (a transient internal error) is never re-sent: an
+        ``applied`` one is done, a rejected one (invalid config, forbidden key, …) would be rejected again.
+        """
         now = time.time() if now is None else now
         rows = self.conn.execute(
-            "SELECT resource, version, payload FROM commands c WHERE store_id = ? AND resource IS NOT NULL"
-            " AND expires_at > ? AND version = (SELECT MAX(version) FROM commands d"
-            " WHERE d.store_id = c.store_id AND d.resource = c.resource)", (store_id, now)).fetchall()
-        out = []
+            "SELECT resource, version, payload FROM commands WHERE store_id = ? AND resource IS NOT NULL"
+            " AND expires_at > ? AND (status IS NULL OR status = 'failed') ORDER BY resource, version DESC",
+            (store_id, now)).fetchall()
+        out: list[dict[str, Any]] = []
+        seen: set[str] = set()
         for resource, version, payload in rows:
+            if resource in seen:
+                continue
+            seen.add(resource)
             have = versions.get(resource)
             if not isinstance(have, int) or have < version:
                 out.append(json.loads(payload))

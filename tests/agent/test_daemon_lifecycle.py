@@ -165,13 +165,16 @@ def test_config_update_end_to_end_applied_invalid_and_forbidden(daemon_config, d
     # Slow health at first, so the effect of the update is visible.
     config.write_text(config.read_text().replace("interval_s = 0.5", "interval_s = 60.0"))
     cloud_db = tmp_path / "cloud.db"
-    _, cloud = start_cloud(mosquitto.url, cloud_db)
+    receiver, cloud = start_cloud(mosquitto.url, cloud_db)
     watcher = mqtt_client_factory("watch").connect(mosquitto.host, mosquitto.port)
     watcher.subscribe(Topics(STORE).state)
     proc = daemon()
     try:
         birth = _born(watcher)
         assert birth["versions"]["config"] == 0
+        # Let the cloud handle the birth first: had it recorded the command before, it would re-send it on that
+        # birth (the store lacks its version) and the store would answer twice (applied, then duplicate).
+        assert wait_until(lambda: receiver.counts["births"] >= 1, timeout_s=10)
         settings = cloud_settings(mosquitto.url)
 
         # 1. a valid update: applied, recorded, and the health component now runs at the new interval

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import importlib.util
 import os
 import shutil
 import stat
@@ -423,9 +424,25 @@ def test_trusted_keys_are_listed(tmp_path: Path) -> None:
     assert (result.status, result.detail) == ("ok", "1 trusted command key(s): ops-1")
 
 
-def test_models_without_a_registry_is_ok(tmp_path: Path) -> None:
+def test_models_check_without_or_with_the_model_registry(tmp_path: Path) -> None:
     result = doctor(write_config(tmp_path))["models"]
-    assert (result.status, result.detail) == ("ok", "no model registry installed")
+    if importlib.util.find_spec("models.registry") is None:
+        assert (result.status, result.detail) == ("ok", "no model registry installed")
+    else:  # nothing installed in a fresh data_dir: fine, a box only needs the models it uses
+        assert result.status == "ok" and result.detail.startswith("0 verified in ")
+        assert "not installed" in result.detail
+
+
+def test_damaged_installed_model_fails(tmp_path: Path) -> None:
+    registry = pytest.importorskip("models.registry")
+    name, spec = next(iter(registry.REGISTRY.items()))
+    target = tmp_path / "data" / "models" / spec.relpath
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"not the model")
+    result = doctor(write_config(tmp_path))["models"]
+    assert result.status == "fail", result
+    assert "1 of " in result.detail and f"\n{name}: " in result.detail
+    assert name in result.fix
 
 
 # -- registry, rendering, exit code ----------------------------------------------------------------

@@ -42,6 +42,12 @@ class Producer:
         assert not self.errors, f"producer failed: {self.errors[0]!r}"
         return self.ids
 
+    def halt(self, timeout_s: float = 10.0) -> None:
+        """Stop without checking (for ``finally`` blocks)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
     def _run(self) -> None:
         next_at = time.monotonic()
         try:

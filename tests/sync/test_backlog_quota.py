@@ -221,3 +221,40 @@ def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             out.append((a, b))
     return out
+
+
+@pytest.mark.timeout(60)
+def test_byte_quota_sheds_lowest_priority_and_keeps_priority_zero(tmp_path: Path) -> None:
+    """The byte budget (``outbox_max_mb``) alone triggers shedding: bytes stay within it (plus the gap events
+    written after shedding), priority 0 is intact and the gap events account for every shed row."""
+    db = open_store(tmp_path / "data")
+    max_bytes = 2 * 2**20
+    outbox = Outbox(db, store_id=STORE, boot_id=new_msg_id(), priority_for=_priority_for,
+                    max_messages=10**9, max_bytes=max_bytes, connect=connect)
+    try:
+        enqueued = {AGG: 0, EVENTS: 0, HEALTH: 0}
+        events_shed = 0
+        for n in range(40):  # 20 000 rows of ~300 bytes accounted: ~3x the budget
+            items = _batch(n)
+            outbox.enqueue_many(items)
+            for item in items:
+                enqueued[item.stream] += 1
+            stats = outbox.stats()
+            total_bytes = sum(s["bytes"] for s in stats.values())
+            if stats[EVENTS]["shed"] > events_shed:
+                assert stats[HEALTH]["depth"] == 0, f"priority 1 shed while priority 2 rows remained (batch {n})"
+            events_shed = stats[EVENTS]["shed"]
+            # Shedding stops at or under the budget; then at most one gap event per shed stream is added.
+            assert total_bytes <= max_bytes + 2 * 400, f"{total_bytes} bytes after batch {n}"
+        stats = outbox.stats()
+        assert stats[AGG]["shed"] == 0 and stats[AGG]["depth"] == enqueued[AGG]
+        assert stats[HEALTH]["shed"] > 0
+        gaps = [json.loads(b) for (b,) in outbox.conn.execute("SELECT body FROM outbox WHERE stream = ?",
+                                                              (GAP_STREAM,))]
+        for stream in (EVENTS, HEALTH):
+            assert sum(g["shed"] for g in gaps if g["stream"] == stream) == stats[stream]["shed"]
+            assert stats[stream]["depth"] + stats[stream]["shed"] == enqueued[stream]
+        print(f"\n[byte quota] kept {outbox.depth()} rows, {total_bytes} bytes of {max_bytes}; "
+              f"shed health={stats[HEALTH]['shed']} events={stats[EVENTS]['shed']}")
+    finally:
+        outbox.close()

@@ -15,13 +15,14 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from dataclasses import field as dc_field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from agent.config import SyncConfig
@@ -63,6 +64,7 @@ class Env:
     public: Ed25519PublicKey
     clock: Clock
     reader: sqlite3.Connection
+    applied: list[dict[str, Any]] = dc_field(default_factory=list)
 
     def command(self, kind: str = WRITE, body: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
         kw.setdefault("now", self.clock.now)
@@ -324,7 +326,7 @@ def test_missing_field_is_malformed(env: Env, field: str) -> None:
     ("issued_at", "now"), ("issued_at", True), ("issued_at", None), ("expires_at", False),
     ("expires_at", [1]), ("expires_at", 10**400), ("body", []), ("body", "text"), ("body", None),
     ("cmd_id", 5), ("cmd_id", None), ("store_id", ["s1"]), ("kind", 7), ("resource", 3),
-])
+], ids=lambda v: repr(v)[:16])
 def test_mistyped_field_is_malformed(env: Env, field: str, value: Any) -> None:
     cmd = env.command(WRITE, version=1)
     cmd[field] = value
@@ -384,7 +386,8 @@ def test_handler_refusal_rolls_back_its_own_writes(env: Env) -> None:
 def test_handler_crash_is_failed_internal_error_and_the_processor_keeps_working(env: Env) -> None:
     env.processor.register("test.explode", Handler(apply=_explode))
     cmd = env.command("test.explode")
-    assert_refused(env, payload_of(cmd), "test.explode", "internal_error", status="failed", kind="test.explode")
+    assert_refused(env, payload_of(cmd), "test.explode", "internal_error", status="failed", kind="test.explode",
+                   cmd_id=cmd["cmd_id"])  # the cloud can tell which command failed
     assert env.reader.execute("SELECT COUNT(*) FROM test_side").fetchone() == (0,)  # its write was undone
     assert env.processor.counts["failed"] == 1
     # the same command is not remembered: nothing was recorded
@@ -493,6 +496,7 @@ def check_properties(env: Env, payload: bytes, topic_kind: str | None) -> Outcom
     should_apply, why = oracle(env, payload, topic_kind)
     before, n = env.state(), env.result_count()
     outcome = env.processor.process(payload, topic_kind)  # must never raise
+    event(f"{outcome.status}:{outcome.reason}")  # reason coverage: pytest --hypothesis-show-statistics
     after = env.state()
     results = env.results_since(n)
     assert len(results) == 1, results  # every outcome is answered, exactly once
@@ -516,7 +520,9 @@ _TOPIC_KINDS = st.sampled_from([WRITE, VERSIONED, "ping", None])
 @given(payload=st.one_of(
     st.binary(max_size=512),
     st.text(alphabet='{}[]":,0123456789.-eE tfnrul\\abcdkisg_', max_size=200).map(str.encode),
-    st.binary(min_size=MAX_BYTES - 2, max_size=MAX_BYTES + 2),
+    # around the size limit: a drawn prefix padded to MAX_BYTES - 8 … MAX_BYTES + 8 bytes
+    st.tuples(st.binary(max_size=64), st.integers(-8, 8)).map(
+        lambda t: (t[0] + b"\x00" * MAX_BYTES)[:MAX_BYTES + t[1]]),
 ), topic_kind=_TOPIC_KINDS)
 def test_fuzz_arbitrary_bytes_are_never_applied(fuzz_env: Env, payload: bytes, topic_kind: str | None) -> None:
     outcome = check_properties(fuzz_env, payload, topic_kind)
@@ -528,6 +534,9 @@ _JSON_LEAF = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**70),
                        st.sampled_from(["\ud800", "s1", "s2", WRITE, VERSIONED, RESOURCE, KEY_ID, "", "refuse"]))
 _JSON = st.recursive(_JSON_LEAF, lambda inner: st.lists(inner, max_size=3)
                      | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=6)
+_MUTATIONS = ["none", "reorder", "drop", "drop+resign", "change", "sig-byte", "add-field", "add-field+resign",
+              "replay"] + ["change+resign"] * 4
+_SEMANTIC = ["store_id", "kind", "issued_at", "expires_at", "version", "resource", "body", "cmd_id"]
 _FIELDS = ["v", "cmd_id", "kind", "store_id", "issued_at", "expires_at", "version", "resource", "reply_to",
            "body", "key_id", "sig"]
 
@@ -544,24 +553,33 @@ def _interesting_value(field: str, now: float) -> st.SearchStrategy[Any]:
         "body": st.one_of(st.dictionaries(st.text(max_size=5), _JSON_LEAF, max_size=3),
                           st.sampled_from([{"refuse": 1}, [], "x", None])),
         "cmd_id": st.one_of(st.text(max_size=8), st.sampled_from(["dup-id", None, 3])),
+        "key_id": st.sampled_from([KEY_ID, "other-key", "", None, 1]),
+        "sig": st.sampled_from(["", None, "AAAA", "not base64", 7]),
     }
-    return st.one_of(specific[field], _JSON) if field in specific else _JSON
+    return specific.get(field, _JSON)
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_fuzz_mutated_signed_commands(fuzz_env: Env, data: st.DataObject) -> None:
     env = fuzz_env
     kind = data.draw(st.sampled_from([WRITE, VERSIONED]), label="kind")
+    row = env.reader.execute("SELECT version FROM resource_versions WHERE resource = ?", (RESOURCE,)).fetchone()
     cmd = env.command(kind, {"n": data.draw(st.integers(0, 9))}, reply_to="r",
-                      version=int(env.clock.now * 1000) + data.draw(st.integers(1, 10**6)))
-    mutation = data.draw(st.sampled_from(["none", "drop", "change", "change+resign", "drop+resign", "sig-byte",
-                                          "reorder", "add-field", "add-field+resign"]), label="mutation")
+                      version=(row[0] if row else 0) + data.draw(st.integers(1, 1000)))
+    mutation = data.draw(st.sampled_from(_MUTATIONS), label="mutation")
+    if mutation == "replay":  # an already applied command (draws do not depend on the db's state)
+        index = data.draw(st.integers(0, 10**6), label="replayed")
+        if env.applied:
+            cmd = env.applied[index % len(env.applied)]
     expect_applied = mutation in ("none", "reorder")
     if mutation.startswith("drop"):
         cmd.pop(data.draw(st.sampled_from(_FIELDS), label="dropped"), None)
-    elif mutation.startswith("change"):
+    elif mutation == "change":  # any field, any JSON value: the signature no longer matches
         name = data.draw(st.sampled_from(_FIELDS), label="field")
+        cmd[name] = data.draw(_interesting_value(name, env.clock.now) | _JSON, label="value")
+    elif mutation == "change+resign":  # a correctly signed command with one questionable field
+        name = data.draw(st.sampled_from(_SEMANTIC), label="field")
         cmd[name] = data.draw(_interesting_value(name, env.clock.now), label="value")
     elif mutation == "sig-byte":
         raw = bytearray(base64.b64decode(cmd["sig"]))
@@ -582,8 +600,12 @@ def test_fuzz_mutated_signed_commands(fuzz_env: Env, data: st.DataObject) -> Non
     ensure_ascii = data.draw(st.booleans(), label="ascii")
     payload = json.dumps(cmd, ensure_ascii=ensure_ascii, indent=data.draw(st.sampled_from([None, 1])))
     raw_payload = payload.encode("utf-8", errors="surrogatepass")
-    topic_kind = data.draw(st.sampled_from([kind, kind, kind, None]), label="topic")
+    topic_kind = data.draw(st.sampled_from([kind, kind, cmd.get("kind"), None]), label="topic")
+    if not isinstance(topic_kind, str) or "\ud800" in topic_kind:
+        topic_kind = None  # an MQTT topic is always valid UTF-8 text
     outcome = check_properties(env, raw_payload, topic_kind)
+    if outcome.status == "applied":
+        env.applied.append(cmd)
     if expect_applied:
         assert outcome.status == "applied", outcome
     if mutation in ("sig-byte", "add-field"):

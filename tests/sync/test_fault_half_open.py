@@ -90,7 +90,7 @@ def test_half_open_link_under_load_detected_within_1_5_keepalive_and_backlog_dra
               f"last_error={at_detect.get('last_error')!r}); backlog at restore={depth_offline}; "
               f"reconnect after restore={reconnect_s:.2f} s; produced={len(produced)}; duplicates={duplicates}")
     finally:
-        producer._stop.set()
+        producer.halt()
         running.stop()
         cloud.stop()
         agent.close()

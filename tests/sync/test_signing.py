@@ -178,8 +178,6 @@ def test_private_key_file_is_owner_only_and_loads_back(tmp_path: Path, keypair) 
     assert verify(sign(_command(), loaded, "k2"), {"k2": load_public_key(pub)}) == "k2"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: write_private_key over an existing 0644 file keeps 0644 "
-                                        "(os.open's mode only applies on creation; needs fchmod)")
 def test_overwriting_a_readable_key_file_makes_it_owner_only(tmp_path: Path) -> None:
     path = tmp_path / "cloud.key"
     path.write_text("old")

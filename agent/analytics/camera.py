@@ -1,0 +1,135 @@
+"""One camera's analytics: lines, zones, staff, heatmap and interval aggregates behind one ``update`` call.
+
+Pure composition (no threads, no I/O): the camera pipeline feeds tracker output per processed frame and
+publishes what comes back (events → ``events/<type>``, aggregate bodies → ``telemetry/aggregates``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from agent.analytics.aggregates import IntervalAggregator
+from agent.analytics.geometry import as_points, bottom_centers
+from agent.analytics.lines import Crossing, LineCounter
+from agent.analytics.staff import StaffRegistry
+from agent.analytics.zones import ZoneEvent, ZoneTracker
+from agent.config.vision_models import CameraAnalyticsConfig, LineConfig, VisionConfig, ZoneConfig
+
+Event = Crossing | ZoneEvent
+
+
+class CameraAnalytics:
+    """Counting, dwell, alerts, heatmap and aggregates of one camera.
+
+    Args:
+        camera: camera name.
+        lines: counting lines.
+        zones: zones (staff zones are evaluated first, so a staff mark applies to the same frame's events).
+        interval_s: aggregation interval.
+        grid: heatmap ``(cols, rows)``.
+        staff: shared registry (default: a new one).
+        lateness_s: how long after its end an interval is held open (default: the longest exit grace plus
+            the re-link window plus 1 s, so visits and re-linked crossings land in their own interval).
+        line_options: extra keyword arguments for every ``LineCounter``.
+        zone_options: extra keyword arguments for every ``ZoneTracker``.
+
+    Example:
+        >>> cam = CameraAnalytics("door-cam", lines=[LineConfig(name="door", start=(0, 0.5), end=(1, 0.5))])
+        >>> _ = cam.update(0.0, [1], boxes=np.array([[0.4, 0.1, 0.5, 0.4]]))
+        >>> [e.direction for e in cam.update(0.2, [1], boxes=np.array([[0.4, 0.3, 0.5, 0.6]]))]
+        ['in']
+    """
+
+    def __init__(self, camera: str, *, lines: Sequence[LineConfig] = (), zones: Sequence[ZoneConfig] = (),
+                 interval_s: float = 60.0, grid: tuple[int, int] = (32, 18), staff: StaffRegistry | None = None,
+                 lateness_s: float | None = None, line_options: dict[str, Any] | None = None,
+                 zone_options: dict[str, Any] | None = None) -> None:
+        self.camera = camera
+        self.staff = staff if staff is not None else StaffRegistry()
+        self.lines = [LineCounter(ln, staff=self.staff, **(line_options or {})) for ln in lines]
+        ordered = sorted(zones, key=lambda z: z.kind != "staff")
+        self.zones = [ZoneTracker(z, staff=self.staff, **(zone_options or {})) for z in ordered]
+        if lateness_s is None:
+            relink = max([c.relink_max_gap_s for c in self.lines] + [0.0])
+            lateness_s = max([z.exit_grace_s for z in zones] + [0.0]) + relink + 1.0
+        self.aggregator = IntervalAggregator(camera, interval_s, grid, lines=list(lines), zones=list(zones),
+                                             staff=self.staff, lateness_s=lateness_s)
+        self.frames = 0
+        self._last_prune: float | None = None
+
+    @classmethod
+    def from_config(cls, camera: str, config: CameraAnalyticsConfig, vision: VisionConfig | None = None,
+                    **kwargs: Any) -> CameraAnalytics:
+        """Build from a camera's ``analytics`` section and the shared ``[vision]`` settings."""
+        vision = vision or VisionConfig()
+        return cls(camera, lines=config.lines, zones=config.zones, interval_s=vision.aggregate_interval_s,
+                   grid=tuple(vision.heatmap_grid), **kwargs)
+
+    def update(self, ts: float, track_ids: np.ndarray | Sequence[int], boxes: np.ndarray | None = None, *,
+               anchors: np.ndarray | None = None, velocities: np.ndarray | None = None) -> list[Event]:
+        """Feed one processed frame; return its events (crossings, visits that ended, alerts) by time.
+
+        Args:
+            ts: frame time (seconds).
+            track_ids: (N,) int.
+            boxes: (N, 4) normalised xyxy boxes (the anchor is their bottom-centre) — or give ``anchors``.
+            anchors: (N, 2) normalised floor anchors.
+            velocities: optional (N, 2) anchor velocities per second.
+        """
+        ids = np.asarray(track_ids, dtype=np.int64).reshape(-1)
+        if anchors is None:
+            anchors = bottom_centers(boxes if boxes is not None else np.zeros((0, 4)))
+        pts = as_points(anchors)
+        events: list[Event] = []
+        for zone in self.zones:
+            if zone.kind == "staff":
+                events += zone.update(ts, ids, pts, velocities)
+        for line in self.lines:
+            events += line.update(ts, ids, pts, velocities)
+        for zone in self.zones:
+            if zone.kind != "staff":
+                events += zone.update(ts, ids, pts, velocities)
+        self.aggregator.add_events(events)
+        self.aggregator.add_frame(ts, pts, ids, occupancy={z.name: z.customer_occupancy for z in self.zones})
+        self.frames += 1
+        if self._last_prune is None or ts - self._last_prune > 600.0:
+            self.staff.prune(ts)
+            self._last_prune = ts
+        events.sort(key=lambda e: e.ts)
+        return events
+
+    def live(self) -> dict[str, Any]:
+        """Current counts and occupancy (for status displays)."""
+        zones: dict[str, Any] = {}
+        for z in self.zones:
+            entry: dict[str, Any] = {"occupancy": z.occupancy, "customers": z.customer_occupancy}
+            if z.kind == "queue":
+                entry |= {"queue_length": z.queue_length, "queue_wait_s": z.queue_wait_s}
+            zones[z.name] = entry
+        return {"camera": self.camera, "frames": self.frames,
+                "lines": {ln.name: {"in": ln.in_count, "out": ln.out_count} for ln in self.lines},
+                "zones": zones}
+
+    def due(self, now: float) -> bool:
+        """An aggregate interval is ready (see ``IntervalAggregator.due``)."""
+        return self.aggregator.due(now)
+
+    def flush(self, now: float, *, final: bool = False) -> list[dict[str, Any]]:
+        """Aggregate bodies of the closed intervals (see ``IntervalAggregator.flush``)."""
+        return self.aggregator.flush(now, final=final)
+
+    def finish(self, ts: float) -> tuple[list[Event], list[dict[str, Any]]]:
+        """End of a stream: close every open visit and alert, then flush every interval.
+
+        Returns:
+            ``(events, bodies)``.
+        """
+        events: list[Event] = []
+        for zone in self.zones:
+            events += zone.flush(ts)
+        self.aggregator.add_events(events)
+        events.sort(key=lambda e: e.ts)
+        return events, self.aggregator.flush(ts, final=True)

@@ -1,0 +1,78 @@
+"""``store-agent eval …``: evaluations on labelled data, printed as JSON with ``--json``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from agent.cli.common import DEFAULT_CONFIG, ConfigOption, JsonOption, load_or_exit, print_json
+
+app = typer.Typer(help="Evaluations on labelled data (MOTChallenge tracking).", no_args_is_help=True)
+
+
+@app.callback()
+def _group() -> None:
+    """Evaluations on labelled data, printed as JSON with --json."""
+
+
+@app.command("tracking")
+def eval_tracking(
+    seq_dirs: Annotated[list[Path], typer.Argument(help="MOTChallenge sequence folders (img1/, gt/gt.txt, "
+                                                        "seqinfo.ini, det/det.txt).", exists=True,
+                                                   file_okay=False, dir_okay=True)],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the result files <sequence>.txt.")],
+    detector: Annotated[str, typer.Option(help="gt (ground-truth boxes, isolates the tracker), public "
+                                               "(det/det.txt) or a registry detector name (yolox-nano, "
+                                               "light-person) or an .onnx path.")] = "gt",
+    tracker: Annotated[str, typer.Option(help="ours | library-bytetrack")] = "ours",
+    model_dir: Annotated[Optional[Path], typer.Option("--model-dir", help="Model folder; default: the "
+                                                                          "config's models.dir.")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="Inference threads; default: the config's "
+                                                        "vision.inference_threads.")] = None,
+    score_threshold: Annotated[float, typer.Option(help="Detector score threshold (ByteTrack uses low-score "
+                                                        "boxes too).", min=0.0, max=1.0)] = 0.1,
+    reid: Annotated[Optional[str], typer.Option(help="Re-link lost tracks by appearance with this re-id model "
+                                                     "(person-reid-0248); our tracker only.")] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+    as_json: JsonOption = False,
+) -> None:
+    """Run detector + tracker on MOTChallenge sequences, write MOT result files and print MOTA, IDF1
+    (motmetrics) and HOTA (trackeval) per sequence and overall, under the MOT17 protocol (flag 1 class 1
+    pedestrians; predictions on distractor classes removed)."""
+    from agent.vision.eval_tracking import evaluate_tracking
+    from agent.vision.tracker import TRACKERS
+
+    if tracker not in TRACKERS:
+        typer.echo(f"unknown tracker {tracker!r}; choose one of: {', '.join(TRACKERS)}", err=True)
+        raise typer.Exit(2)
+    if (detector not in ("gt", "public") or reid) and (model_dir is None or threads is None):
+        cfg = load_or_exit(config)
+        model_dir = model_dir or cfg.models.dir
+        threads = threads or cfg.vision.inference_threads
+    try:
+        result = evaluate_tracking(seq_dirs, out, detector=detector, tracker=tracker, model_dir=model_dir,
+                                   threads=threads or 2, score_threshold=score_threshold, reid=reid)
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        typer.echo(f"evaluation failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    except Exception as exc:
+        from models.spec import ModelError
+
+        if isinstance(exc, ModelError):
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from exc
+        raise
+    if as_json:
+        print_json(result)
+        return
+    typer.echo(f"detector {result['detector']}  tracker {result['tracker']}  results in {out}")
+    typer.echo(f"{'sequence':<22} {'MOTA':>7} {'IDF1':>7} {'HOTA':>7} {'IDSW':>5} {'FP':>5} {'FN':>5}")
+    rows = list(result["sequences"].items()) + [("OVERALL", result["overall"])]
+    def fmt(value: float | None) -> str:
+        return f"{value:>7.3f}" if value is not None else f"{'-':>7}"
+
+    for name, s in rows:
+        typer.echo(f"{name:<22} {fmt(s['MOTA'])} {fmt(s['IDF1'])} {fmt(s['HOTA'])} {s['IDSW']:>5} "
+                   f"{s['FP']:>5} {s['FN']:>5}")

@@ -1,0 +1,1 @@
+"""People-analytics vision pipeline: frame sources, motion gating, ROI filters and tracking."""
