@@ -19,6 +19,16 @@ PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v -E "^(WARNING: Location|  )" || true
-.venv/bin/python -c "import agent, sync, paho.mqtt" # fail loudly if the install did not work
+pip_install() {  # quiet on success, the whole log on failure
+  if ! .venv/bin/python -m pip install -q "$@" > .venv/pip.log 2>&1; then
+    cat .venv/pip.log >&2
+    echo "pip install $* failed" >&2
+    exit 1
+  fi
+}
+pip_install --upgrade pip
+pip_install -e ".[test,eval]"
+# trackeval (HOTA) and trackers (the library ByteTrack we compare against) declare opencv-python; the parts we
+# use need only numpy/scipy/supervision, so they go in without their declared dependencies, pinned.
+pip_install --no-deps "trackeval==1.3.0" "trackers==2.6.1"
+.venv/bin/python -c "import agent, sync, paho.mqtt, cv2, onnxruntime" # fail loudly if the install did not work

@@ -6,7 +6,7 @@ from agent.analytics.aggregates import PRIORITY as AGGREGATES_PRIORITY
 from agent.analytics.aggregates import STREAM as AGGREGATES_STREAM
 from agent.analytics.aggregates import IntervalAggregator
 from agent.analytics.camera import CameraAnalytics
-from agent.analytics.geometry import LineFrame, bottom_centers, points_in_polygon
+from agent.analytics.geometry import LineFrame, PolygonTest, bottom_centers, points_in_polygon
 from agent.analytics.heatmap import Heatmap, render_overlay, render_png
 from agent.analytics.lines import Crossing, LineCounter
 from agent.analytics.metrics import CountScore, CrossingMatch, VisitMatch, match_crossings, match_visits
@@ -24,6 +24,7 @@ __all__ = [
     "IntervalAggregator",
     "LineCounter",
     "LineFrame",
+    "PolygonTest",
     "StaffRegistry",
     "VisitMatch",
     "ZoneEvent",

@@ -15,6 +15,7 @@ from agent.analytics.aggregates import IntervalAggregator
 from agent.analytics.geometry import as_points, bottom_centers
 from agent.analytics.lines import Crossing, LineCounter
 from agent.analytics.staff import StaffRegistry
+from agent.analytics.tracks import TrackTable, velocity_update
 from agent.analytics.zones import ZoneEvent, ZoneTracker
 from agent.config.vision_models import CameraAnalyticsConfig, LineConfig, VisionConfig, ZoneConfig
 
@@ -59,6 +60,8 @@ class CameraAnalytics:
                                              staff=self.staff, lateness_s=lateness_s)
         self.frames = 0
         self._last_prune: float | None = None
+        # One velocity estimate per track, shared by every line and zone (they use it to re-link id switches).
+        self._motion = TrackTable({"last_ts": (1, np.nan), "last_p": (2, np.nan), "vel": (2, np.nan)})
 
     @classmethod
     def from_config(cls, camera: str, config: CameraAnalyticsConfig, vision: VisionConfig | None = None,
@@ -83,6 +86,13 @@ class CameraAnalytics:
         if anchors is None:
             anchors = bottom_centers(boxes if boxes is not None else np.zeros((0, 4)))
         pts = as_points(anchors)
+        if len(set(ids.tolist())) != len(ids):
+            _, first = np.unique(ids, return_index=True)
+            first.sort()
+            ids, pts = ids[first], pts[first]
+            velocities = None if velocities is None else as_points(velocities)[first]
+        if velocities is None:
+            velocities = self._velocities(ts, ids, pts)
         events: list[Event] = []
         for zone in self.zones:
             if zone.kind == "staff":
@@ -95,11 +105,30 @@ class CameraAnalytics:
         self.aggregator.add_events(events)
         self.aggregator.add_frame(ts, pts, ids, occupancy={z.name: z.customer_occupancy for z in self.zones})
         self.frames += 1
-        if self._last_prune is None or ts - self._last_prune > 600.0:
-            self.staff.prune(ts)
-            self._last_prune = ts
+        if self._last_prune is None or ts - self._last_prune > 60.0:
+            self._prune(ts)
         events.sort(key=lambda e: e.ts)
         return events
+
+    def _velocities(self, ts: float, ids: np.ndarray, pts: np.ndarray) -> np.ndarray:
+        """(N, 2) anchor velocities per second, from each track's previous anchor (NaN for new tracks)."""
+        table, c = self._motion, self._motion.col
+        slots = table.find(ids)
+        new = slots < 0
+        if new.any():
+            slots[new] = table.add(ids[new])
+        S = table.state[slots]
+        S[:, c["vel"]] = velocity_update(S[:, c["last_p"]], S[:, c["last_ts"]], S[:, c["vel"]], pts, ts)
+        S[:, c["last_p"]] = pts
+        S[:, c["last_ts"]] = ts
+        table.state[slots] = S
+        return S[:, c["vel"]]
+
+    def _prune(self, ts: float) -> None:
+        self._last_prune = ts
+        self.staff.prune(ts)
+        live = self._motion.live()
+        self._motion.remove(live[ts - self._motion["last_ts"][live] > 60.0])
 
     def live(self) -> dict[str, Any]:
         """Current counts and occupancy (for status displays)."""

@@ -32,13 +32,14 @@ class Heatmap:
             raise ValueError("heatmap grid must be at least 1×1")
         self.cols, self.rows = cols, rows
         self._grid = np.zeros(rows * cols, dtype=np.float64)
+        self._scale = np.array([cols, rows], dtype=np.float64)
+        self._last = np.array([cols - 1, rows - 1], dtype=np.int64)
 
     def cells(self, anchors: np.ndarray) -> np.ndarray:
         """(N, 2) anchors → (N,) flat row-major cell indices (points outside 0–1 are clipped to the border)."""
         p = as_points(anchors)
-        col = np.clip((p[:, 0] * self.cols).astype(np.int64), 0, self.cols - 1)
-        row = np.clip((p[:, 1] * self.rows).astype(np.int64), 0, self.rows - 1)
-        return row * self.cols + col
+        cr = np.minimum(np.maximum((p * self._scale).astype(np.int64), 0), self._last)  # (N, 2) col, row
+        return cr[:, 1] * self.cols + cr[:, 0]
 
     def add(self, anchors: np.ndarray, weight: float | np.ndarray = 1.0) -> None:
         """Accumulate anchors.
@@ -48,11 +49,13 @@ class Heatmap:
             weight: scalar or (N,) weights (e.g. seconds each anchor stands for).
         """
         p = as_points(anchors)
-        w = np.broadcast_to(np.asarray(weight, dtype=np.float64), (len(p),))
-        ok = np.all(np.isfinite(p), axis=1) & np.isfinite(w)
-        if not np.any(ok):
+        if len(p) == 0:
             return
-        self._grid += np.bincount(self.cells(p[ok]), weights=w[ok], minlength=self._grid.size)
+        w = np.broadcast_to(np.asarray(weight, dtype=np.float64), (len(p),))
+        ok = np.isfinite(p).all(axis=1) & np.isfinite(w)
+        if not ok.all():
+            p, w = p[ok], w[ok]
+        np.add.at(self._grid, self.cells(p), w)
 
     def merge(self, other: Heatmap) -> None:
         """Add another heatmap of the same grid."""

@@ -237,7 +237,7 @@ class LineCounter:
         S[:, c["pending"]] = np.where(accept, 0, pending)
         S[:, c["side"]] = np.where(accept, cand, side)
         S[:, c["last_dir"]] = np.where(counted, cand, S[:, c["last_dir"]])
-        S[:, c["vel"]] = vel_in
+        S[:, c["vel"]] = np.where(np.isnan(vel_in), S[:, c["vel"]], vel_in)  # keep the estimate if none given
         S[:, c["last_p"]] = pts
         S[:, c["last_d"]] = d
         S[:, c["last_t"]] = t

@@ -112,6 +112,7 @@ class ZoneTracker:
         self._table = TrackTable(_COLUMNS)
         self._prune_every_s = min(1.0, self.forget_s / 4)
         self._next_prune = float("-inf")
+        self._open = 0  # visits currently open (kept in step with the in_visit column)
         self._over_since: float | None = None
         self._crowd_alerted = False
         self._crowd_peak = 0
@@ -126,15 +127,14 @@ class ZoneTracker:
     @property
     def occupancy(self) -> int:
         """People currently in a visit, staff included (used for crowding)."""
-        return len(self.visitors())
+        return self._open
 
     @property
     def customer_occupancy(self) -> int:
         """People currently in a visit, staff excluded (used for aggregates and queues)."""
-        ids = self.visitors()
-        if self.staff is None or len(ids) == 0:
-            return len(ids)
-        return int(np.count_nonzero(~self.staff.staff_mask(ids)))
+        if self.staff is None or self._open == 0 or len(self.staff) == 0:
+            return self._open
+        return int(np.count_nonzero(~self.staff.staff_mask(self.visitors())))
 
     @property
     def queue_length(self) -> int:
@@ -166,8 +166,8 @@ class ZoneTracker:
         ids = np.asarray(track_ids, dtype=np.int64).reshape(-1)
         pts = as_points(anchors)
         vel_in = None if velocities is None else as_points(velocities)
-        if len(ids) != len(pts):
-            raise ValueError("track_ids and anchors must have the same length")
+        if len(ids) != len(pts) or (vel_in is not None and len(vel_in) != len(ids)):
+            raise ValueError("track_ids, anchors and velocities must have the same length")
         if len(set(ids.tolist())) != len(ids):
             _, first = np.unique(ids, return_index=True)
             first.sort()
@@ -215,7 +215,7 @@ class ZoneTracker:
         S[:, c["last_inside_ts"]] = np.where(inside, ts, S[:, c["last_inside_ts"]])
         if vel_in is None:
             vel_in = velocity_update(S[:, c["last_p"]], S[:, c["last_seen_ts"]], S[:, c["vel"]], pts, ts)
-        S[:, c["vel"]] = vel_in
+        S[:, c["vel"]] = np.where(np.isnan(vel_in), S[:, c["vel"]], vel_in)  # keep the estimate if none given
         S[:, c["last_p"]] = pts
         S[:, c["last_seen_ts"]] = ts
         in_visit = S[:, c["in_visit"]] > 0
@@ -225,6 +225,7 @@ class ZoneTracker:
             S[start, c["enter_ts"]] = S[start, c["streak_ts"]]
             S[start, c["loitered"]] = 0
             in_visit |= start
+            self._open += int(np.count_nonzero(start))
             if self.kind == "staff" and self.staff is not None:
                 for track_id in ids[start].tolist():
                     self.staff.mark(track_id, f"zone:{self.name}", ts)
@@ -244,7 +245,7 @@ class ZoneTracker:
 
     def _end_visits(self, ts: float, *, force: bool) -> list[ZoneEvent]:
         table = self._table
-        if not self._n_open():
+        if self._open == 0:
             return []
         live = table.live()
         in_visit = live[table["in_visit"][live] > 0]
@@ -258,10 +259,8 @@ class ZoneTracker:
                                     exit_ts=exit_, dwell_s=exit_ - enter, staff=self._is_staff(track_id)))
         table["in_visit"][done] = 0
         table["streak"][done] = 0
+        self._open -= len(done)
         return events
-
-    def _n_open(self) -> int:
-        return int(np.count_nonzero(self._table["in_visit"][self._table.used]))
 
     def _crowding(self, ts: float) -> list[ZoneEvent]:
         limit = self.zone.crowd_max

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from agent import __version__
-from agent.cli import bench_cmd, cloud_cmd, config_cmd, keys_cmd, sync_cmd
+from agent.cli import bench_cmd, cloud_cmd, config_cmd, eval_cmd, keys_cmd, sync_cmd
 from agent.cli.common import DEFAULT_CONFIG, ConfigOption, JsonOption, load_or_exit, print_json
 
 app = typer.Typer(help="Store Edge Agent: the per-store edge daemon and its tools.", no_args_is_help=True,
@@ -19,6 +19,7 @@ app.add_typer(sync_cmd.app, name="sync")
 app.add_typer(cloud_cmd.app, name="cloud")
 app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(bench_cmd.app, name="bench")
+app.add_typer(eval_cmd.app, name="eval")
 
 
 def _version(value: bool) -> None:

@@ -76,7 +76,7 @@ class MotionGate:
     def motion_fraction(self, image_bgr: np.ndarray, ts: float) -> float:
         """Fraction of changed pixels in ``image_bgr`` ((H, W, 3) BGR or (H, W) grey) against the background;
         updates the background."""
-        small = cv2.resize(image_bgr, self.size, interpolation=cv2.INTER_AREA)
+        small = _downscale(image_bgr, self.size)
         grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
         grey = cv2.GaussianBlur(grey, (5, 5), 0).astype(np.float32)
         if self._background is None:
@@ -112,3 +112,12 @@ class MotionGate:
         self._background = None
         self._last_ts = None
         self._last_detect_ts = None
+
+
+def _downscale(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Area-average down to ``size``; from large frames, first pick every k-th pixel down to 4× ``size`` (an
+    area resize straight from 1080p costs ~4 ms here, this ~0.5 ms, and still averages 16 samples a pixel)."""
+    h, w = image.shape[:2]
+    if w > 4 * size[0] and h > 4 * size[1]:
+        image = cv2.resize(image, (4 * size[0], 4 * size[1]), interpolation=cv2.INTER_NEAREST)
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)

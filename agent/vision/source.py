@@ -302,6 +302,7 @@ class FrameSource:
             self._stats["connected"] = True
         self._clock.new_connection(self._trust_source_clock)
         bad = 0
+        delivered = 0
         paced = cap.is_file
         while self._current(gen):
             self._set_busy(gen, True)
@@ -325,16 +326,18 @@ class FrameSource:
                         if delay > 0 and self._stop.wait(delay):
                             return "stopped"
                 self._publish(image, self._clock.stamp(pos))
+                delivered += 1
                 continue
             if elapsed >= self.stall_timeout_s * 0.9:
                 with self._lock:
                     self._stats["stalls"] += 1
                 return f"read stalled for {elapsed:.1f} s"
-            if cap.is_file and cap.at_end():
-                return "eof"
             bad += 1
+            if cap.is_file and (cap.at_end() or bad >= self.max_bad_reads):
+                # a file that ends without a single frame is broken, not finished: back off like a camera
+                return "eof" if delivered else "no readable frame in the file"
             if bad >= self.max_bad_reads:
-                return "eof" if cap.is_file else f"{bad} consecutive failed reads"
+                return f"{bad} consecutive failed reads"
         return "stopped"
 
     def _publish(self, image: np.ndarray, ts: float) -> None:
@@ -350,8 +353,11 @@ class FrameSource:
     def _fail(self, error: str) -> None:
         with self._lock:
             self._stats["last_error"] = error
-        log.warning("video source failed; reconnecting",
-                    extra={"source": self.name, "error": error, "failures": self._backoff.failures + 1})
+        failures = self._backoff.failures + 1
+        # a camera down for hours: log the first failure and every 10th, not every attempt
+        level = logging.WARNING if failures == 1 or failures % 10 == 0 else logging.DEBUG
+        log.log(level, "video source failed; reconnecting",
+                extra={"source": self.name, "error": error, "failures": failures})
 
     def _wait_backoff(self) -> bool:
         wait = self._backoff.next()

@@ -188,6 +188,19 @@ def test_relink_links_staff_identity() -> None:
     assert c.track_id == 2 and c.staff and staff.is_staff(2)
 
 
+def test_tracker_velocities_are_used_for_the_prediction() -> None:
+    """Seen once (no velocity of its own), lost for 0.6 s: only the tracker's velocity predicts the new id."""
+    def go(velocity: np.ndarray | None) -> LineCounter:
+        counter = door()
+        counter.update(0.0, [1], np.array([[0.5, 0.40]]), None if velocity is None else velocity[None, :])
+        counter.update(0.6, [2], np.array([[0.5, 0.58]]))
+        return counter
+
+    assert go(None).relinks == 0 and go(None).in_count == 0
+    counter = go(np.array([0.0, 0.3]))
+    assert counter.relinks == 1 and counter.in_count == 1
+
+
 def test_a_new_person_far_from_a_lost_track_does_not_inherit_it() -> None:
     counter = door()
     counter.update(0.0, [1], np.array([[0.2, 0.45]]))

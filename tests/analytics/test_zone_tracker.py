@@ -110,7 +110,9 @@ def test_occlusion_and_excursions_shorter_than_the_grace_never_split_a_visit(see
             events += zone.update(t, [1], IN_PT + rng.normal(0, 0.01, (1, 2)))
             inside_ts.append(t)
             t += rng.uniform(0.1, 0.3)
+    assert zone.occupancy == len(zone.visitors()) == 1
     events += zone.update(inside_ts[-1] + grace + 0.01, *NOBODY)
+    assert zone.occupancy == len(zone.visitors()) == 0
     (v,) = visits(events)
     assert v.enter_ts == pytest.approx(inside_ts[0]) and v.exit_ts == pytest.approx(inside_ts[-1])
 

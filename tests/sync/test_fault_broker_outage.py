@@ -29,9 +29,10 @@ MAX_DUPLICATES_PER_OUTAGE = 20
 def _config(tmp_path: Path, broker_url: str, **sync: object) -> Path:
     # cloud_ack_timeout_s: rows the broker PUBACKed but lost in the crash (or had no subscriber for while the
     # receiver was still down) are re-sent once the cloud has not confirmed them for this long. The default
-    # (120 s) would make the test wait minutes; much shorter than the receiver's lag behind a backlog burst
-    # (~1-2 s here) would re-send rows the cloud is about to store, i.e. duplicates unrelated to outages.
-    keys = {"require_cloud_ack": True, "reconnect_min_s": 0.1, "reconnect_max_s": 1.0, "cloud_ack_timeout_s": 10.0,
+    # (120 s) would make the test wait minutes. At 3 s, the receiver's lag behind a backlog burst (it stores
+    # ~800-1000 msg/s here) exceeded the timeout and rows the cloud was about to store were sent again
+    # (19-48 duplicates unrelated to the crashes); 5 s measured 0.
+    keys = {"require_cloud_ack": True, "reconnect_min_s": 0.1, "reconnect_max_s": 1.0, "cloud_ack_timeout_s": 5.0,
             **sync}
     return write_config(tmp_path / "agent.toml", store_id=STORE, data_dir=tmp_path / "data", broker_url=broker_url,
                         sync=keys, health={"interval_s": 3600.0})

@@ -19,7 +19,8 @@ def box_sets(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n = draw(st.integers(0, 40))
     xy = np.array(draw(st.lists(st.tuples(coord, coord), min_size=n, max_size=n)), np.float64).reshape(-1, 2)
     wh = np.array(draw(st.lists(st.tuples(extent, extent), min_size=n, max_size=n)), np.float64).reshape(-1, 2)
-    scores = np.array(draw(st.lists(st.floats(0.01, 1.0), min_size=n, max_size=n, unique=True)), np.float32)
+    ranks = draw(st.permutations(range(n)))  # distinct scores, also after the cast to float32
+    scores = (np.asarray(ranks, np.float32) + 1) / (n + 1)
     classes = np.array(draw(st.lists(st.integers(0, 2), min_size=n, max_size=n)), np.int64)
     return np.concatenate([xy, xy + wh], axis=1), scores, classes
 

@@ -233,3 +233,21 @@ def test_camera_analytics_end_to_end_bodies_and_events() -> None:
     json.dumps(bodies)
     json.dumps([e.as_dict() for e in events])
     assert cam.live()["lines"]["door"] == {"in": 7, "out": 2}
+
+
+def test_camera_analytics_counts_an_id_switch_at_the_line_once() -> None:
+    cam = CameraAnalytics("cam1", lines=[DOOR])
+    ys = np.linspace(0.05, 0.4, 8)
+    for k, y in enumerate(ys):  # id 1 is lost right before the line, id 2 takes over right after it
+        if k == 3:
+            continue
+        cam.update(0.2 * k, [1 if k < 3 else 2], anchors=np.array([[0.5, y]]))
+    assert cam.live()["lines"]["door"] == {"in": 1, "out": 0}
+    assert cam.lines[0].relinks == 1
+
+
+def test_camera_analytics_ignores_duplicate_track_rows() -> None:
+    cam = CameraAnalytics("cam1", lines=[DOOR])
+    cam.update(0.0, [1, 1], anchors=np.array([[0.5, 0.05], [0.5, 0.9]]))
+    cam.update(0.2, [1], anchors=np.array([[0.5, 0.4]]))
+    assert cam.live()["lines"]["door"] == {"in": 1, "out": 0}
