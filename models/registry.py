@@ -36,8 +36,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from models.catalog import CATALOG
-from models.spec import (ModelError, ModelIntegrityError, ModelNotInstalled, ModelSourceError, ModelSpec,
-                         UnknownModel)
+from models.spec import ModelError, ModelIntegrityError, ModelNotInstalled, ModelSourceError, ModelSpec, UnknownModel
 
 __all__ = ["MIRROR_ENV", "REGISTRY", "ModelError", "ModelIntegrityError", "ModelNotInstalled", "ModelSourceError",
            "ModelSpec", "UnknownModel", "VerifyResult", "get_spec", "install", "install_state", "model_path",
@@ -197,7 +196,7 @@ def install(name: str | ModelSpec, model_dir: Path, *, mirror: Path | None = Non
         src_path = source_dir / spec.relpath
         origin = str(src_path)
         try:
-            src: BinaryIO = open(src_path, "rb")  # noqa: SIM115 - closed below
+            src: BinaryIO = open(src_path, "rb")
         except OSError as exc:
             raise ModelSourceError(f"model {spec.name!r}: cannot read {src_path} from the mirror {source_dir}: "
                                    f"{exc.strerror or exc}") from exc
@@ -217,7 +216,7 @@ def install(name: str | ModelSpec, model_dir: Path, *, mirror: Path | None = Non
 def _open_url(spec: ModelSpec) -> BinaryIO:
     request = urllib.request.Request(spec.url, headers={"User-Agent": "store-edge-agent model registry"})
     try:
-        return urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S)  # noqa: S310 - pinned URLs
+        return urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise ModelSourceError(f"model {spec.name!r}: cannot download {spec.url}: {reason}; on an offline box use "

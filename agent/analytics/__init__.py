@@ -5,7 +5,7 @@ a heatmap PNG when asked). Coordinates are normalised to the image: (0, 0) top-l
 from agent.analytics.aggregates import PRIORITY as AGGREGATES_PRIORITY
 from agent.analytics.aggregates import STREAM as AGGREGATES_STREAM
 from agent.analytics.aggregates import IntervalAggregator
-from agent.analytics.camera import CameraAnalytics
+from agent.analytics.camera import CameraAnalytics, summarize_events
 from agent.analytics.geometry import LineFrame, PolygonTest, bottom_centers, points_in_polygon
 from agent.analytics.heatmap import Heatmap, render_overlay, render_png
 from agent.analytics.lines import Crossing, LineCounter
@@ -35,4 +35,5 @@ __all__ = [
     "points_in_polygon",
     "render_overlay",
     "render_png",
+    "summarize_events",
 ]

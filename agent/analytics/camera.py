@@ -162,3 +162,41 @@ class CameraAnalytics:
         self.aggregator.add_events(events)
         events.sort(key=lambda e: e.ts)
         return events, self.aggregator.flush(ts, final=True)
+
+
+def summarize_events(events: Sequence[Event], lines: Sequence[str] = (), zones: Sequence[str] = (), *,
+                     include_staff: bool = True) -> dict[str, Any]:
+    """Totals of a run (the ``lines``/``zones`` part of ``store-agent replay --json``).
+
+    Args:
+        events: crossings and zone events of the run.
+        lines, zones: names to list even when nothing happened there.
+        include_staff: count events flagged ``staff`` too (ground truth usually counts everybody).
+
+    Returns:
+        ``{"lines": {name: {"in", "out"}}, "zones": {name: {"visits", "dwell_s": {"mean", "p50", "p90"}}}}``.
+
+    Example:
+        >>> summary = summarize_events([Crossing("door", "in", 1.0, 1, (0.5, 0.5), 1.0)], zones=["phones"])
+        >>> summary["lines"], summary["zones"]["phones"]["visits"]
+        ({'door': {'in': 1, 'out': 0}}, 0)
+    """
+    line_counts = {name: {"in": 0, "out": 0} for name in lines}
+    dwell: dict[str, list[float]] = {name: [] for name in zones}
+    for e in events:
+        if e.staff and not include_staff:
+            continue
+        if isinstance(e, Crossing):
+            line_counts.setdefault(e.line, {"in": 0, "out": 0})[e.direction] += 1
+        elif e.type == "zone_visit":
+            dwell.setdefault(e.zone, []).append(float(e.dwell_s or 0.0))
+    zone_out: dict[str, Any] = {}
+    for name, values in dwell.items():
+        if values:
+            p50, p90 = np.percentile(values, [50, 90])
+            stats = {"mean": round(float(np.mean(values)), 3), "p50": round(float(p50), 3),
+                     "p90": round(float(p90), 3)}
+        else:
+            stats = {"mean": 0.0, "p50": 0.0, "p90": 0.0}
+        zone_out[name] = {"visits": len(values), "dwell_s": stats}
+    return {"lines": line_counts, "zones": zone_out}

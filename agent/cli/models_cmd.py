@@ -14,8 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from agent.cli.common import DEFAULT_CONFIG, ConfigOption, JsonOption, load_or_exit, print_json
-from models.registry import (MIRROR_ENV, REGISTRY, ModelError, get_spec, install, install_state, pull_hint,
-                             verify)
+from models.registry import MIRROR_ENV, REGISTRY, ModelError, get_spec, install, install_state, pull_hint, verify
 
 app = typer.Typer(help="Model registry: list, install (pull), verify, describe and export models.",
                   no_args_is_help=True)
@@ -50,7 +49,8 @@ def _mb(size: int) -> str:
 
 
 @app.command("list")
-def list_models(directory: DirOption = None, config: ConfigOption = DEFAULT_CONFIG, as_json: JsonOption = False) -> None:
+def list_models(directory: DirOption = None, config: ConfigOption = DEFAULT_CONFIG,
+                as_json: JsonOption = False) -> None:
     """Every known model with its task, size, licence and whether it is installed (size check; `verify` hashes)."""
     model_dir = _model_dir(directory, config)
     rows = [{"name": s.name, "task": s.task, "size": s.size, "licence": s.licence,
@@ -92,7 +92,8 @@ def pull(
     results: list[dict[str, str]] = []
     for name in selected:
         if not force and verify(name, model_dir).ok:
-            results.append({"name": name, "status": "already installed", "path": str(model_dir / get_spec(name).relpath)})
+            path = model_dir / get_spec(name).relpath
+            results.append({"name": name, "status": "already installed", "path": str(path)})
             if not as_json:
                 typer.echo(f"{name}: already installed and verified")
             continue

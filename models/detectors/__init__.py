@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from models.detectors.base import (Detections, Detector, box_iou_matrix, letterbox, letterbox_centered, nms)
+from models.detectors.base import Detections, Detector, box_iou_matrix, letterbox, letterbox_centered, nms
 from models.detectors.ultralytics_yolo import UltralyticsDetector, output_layout
 from models.detectors.yolox import YoloxDetector, yolox_grids
 from models.registry import REGISTRY, get_spec, model_path

@@ -117,10 +117,10 @@ def letterbox_centered(image: np.ndarray, size: int | tuple[int, int]) -> tuple[
     width, height = _size_wh(size)
     h, w = image.shape[:2]
     ratio = min(height / h, width / w)
-    new_w, new_h = max(1, int(round(w * ratio))), max(1, int(round(h * ratio)))
+    new_w, new_h = max(1, round(w * ratio)), max(1, round(h * ratio))
     dw, dh = (width - new_w) / 2, (height - new_h) / 2
-    top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))
-    left, right = int(round(dw - 0.1)), int(round(dw + 0.1))
+    top, bottom = round(dh - 0.1), round(dh + 0.1)
+    left, right = round(dw - 0.1), round(dw + 0.1)
     resized = image if (new_w, new_h) == (w, h) else cv2.resize(image, (new_w, new_h),
                                                                  interpolation=cv2.INTER_LINEAR)
     canvas = cv2.copyMakeBorder(resized, top, bottom, left, right, cv2.BORDER_CONSTANT,

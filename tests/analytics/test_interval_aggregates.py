@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from agent.analytics.aggregates import IntervalAggregator
-from agent.analytics.camera import CameraAnalytics
+from agent.analytics.camera import CameraAnalytics, summarize_events
 from agent.analytics.lines import Crossing
 from agent.analytics.staff import StaffRegistry
 from agent.analytics.zones import ZoneEvent
@@ -251,3 +251,13 @@ def test_camera_analytics_ignores_duplicate_track_rows() -> None:
     cam.update(0.0, [1, 1], anchors=np.array([[0.5, 0.05], [0.5, 0.9]]))
     cam.update(0.2, [1], anchors=np.array([[0.5, 0.4]]))
     assert cam.live()["lines"]["door"] == {"in": 1, "out": 0}
+
+
+def test_summarize_events_gives_the_replay_totals() -> None:
+    events = [crossing(1.0), crossing(2.0, "out"), crossing(3.0, track_id=9, staff=True),
+              visit(0.0, 2.0), visit(0.0, 4.0), visit(0.0, 9.0, zone="checkout")]
+    s = summarize_events(events, lines=["door", "side"], zones=["shelf", "checkout", "empty"])
+    assert s["lines"] == {"door": {"in": 2, "out": 1}, "side": {"in": 0, "out": 0}}
+    assert s["zones"]["shelf"] == {"visits": 2, "dwell_s": {"mean": 3.0, "p50": 3.0, "p90": 3.8}}
+    assert s["zones"]["empty"]["visits"] == 0
+    assert summarize_events(events, include_staff=False)["lines"]["door"]["in"] == 1

@@ -12,8 +12,19 @@ from pathlib import Path
 import pytest
 
 from models import registry
-from models.registry import (MIRROR_ENV, REGISTRY, ModelIntegrityError, ModelNotInstalled, ModelSourceError,
-                             UnknownModel, install, install_state, model_path, verify, verify_installed)
+from models.registry import (
+    MIRROR_ENV,
+    REGISTRY,
+    ModelIntegrityError,
+    ModelNotInstalled,
+    ModelSourceError,
+    UnknownModel,
+    install,
+    install_state,
+    model_path,
+    verify,
+    verify_installed,
+)
 
 SMALL = "imagenet-labels"        # 21 kB: cheap to copy and corrupt
 DETECTOR = "light-person"
@@ -23,7 +34,7 @@ REAL_OPEN_URL = registry._open_url
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fail any test that would reach the upstream URLs, and ignore a mirror set in the caller's environment."""
-    def refuse(spec):  # noqa: ANN001, ANN202
+    def refuse(spec):
         raise AssertionError(f"test tried to download {spec.url}")
 
     monkeypatch.setattr(registry, "_open_url", refuse)
@@ -201,7 +212,7 @@ def test_verify_installed_passes_missing_models_and_fails_corrupt_or_required_on
     assert set(entries) == set(REGISTRY)
     assert entries[SMALL][0] and entries[SMALL][1].startswith("ok")
     assert entries["yolox-nano"] == (True, "not installed")
-    required = dict((n, ok) for n, ok, _ in verify_installed(tmp_path, required=["yolox-nano", DETECTOR]))
+    required = {n: ok for n, ok, _ in verify_installed(tmp_path, required=["yolox-nano", DETECTOR])}
     assert required["yolox-nano"] is False and required[DETECTOR] is True
     (tmp_path / REGISTRY[DETECTOR].relpath).write_bytes(b"not a model")
     entries = {name: ok for name, ok, _ in verify_installed(tmp_path)}

@@ -22,7 +22,7 @@ REAL_OPEN_URL = registry._open_url
 
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(spec):  # noqa: ANN001, ANN202
+    def refuse(spec):
         raise AssertionError(f"the CLI tried to download {spec.url}")
 
     monkeypatch.setattr(registry, "_open_url", refuse)
@@ -114,7 +114,7 @@ def test_download_shows_progress_and_verifies(tmp_path: Path, shared_models: Pat
     calls: list[tuple[int, int]] = []
     real_install = registry.install
 
-    def spy(*args, progress=None, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def spy(*args, progress=None, **kwargs):
         assert progress is not None, "a download must report progress"
         return real_install(*args, progress=lambda d, t: (calls.append((d, t)), progress(d, t)), **kwargs)
 

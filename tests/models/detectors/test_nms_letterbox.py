@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.detectors.base import (PAD_VALUE, Detections, box_iou_matrix, letterbox, letterbox_centered, nms)
+from models.detectors.base import PAD_VALUE, Detections, box_iou_matrix, letterbox, letterbox_centered, nms
 
 coord = st.floats(0, 500, allow_nan=False, allow_infinity=False)
 extent = st.floats(1, 200, allow_nan=False, allow_infinity=False)
@@ -43,7 +43,7 @@ def _check_greedy(boxes: np.ndarray, scores: np.ndarray, keep: np.ndarray, thr: 
 @settings(max_examples=150, deadline=None)
 @given(box_sets(), st.sampled_from([0.3, 0.45, 0.5, 0.7]))
 def test_nms_keeps_exactly_the_greedy_set(data: tuple[np.ndarray, np.ndarray, np.ndarray], thr: float) -> None:
-    boxes, scores, classes = data
+    boxes, scores, _ = data
     keep = nms(boxes, scores, thr)
     _check_greedy(boxes, scores, keep, thr, np.zeros(len(boxes), np.int64))
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 onnx = pytest.importorskip("onnx", reason="the onnx package builds the synthetic test graphs (test dependency)")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper
 
-from models.detectors import UltralyticsDetector, YoloxDetector, build_detector, output_layout  # noqa: E402
-from models.detectors.base import letterbox_centered  # noqa: E402
-from models.runtime import OnnxRunner, RunnerError  # noqa: E402
+from models.detectors import UltralyticsDetector, YoloxDetector, build_detector, output_layout
+from models.detectors.base import letterbox_centered
+from models.runtime import OnnxRunner, RunnerError
 
 IMGSZ = 320
 ANCHORS = (IMGSZ // 8) ** 2 + (IMGSZ // 16) ** 2 + (IMGSZ // 32) ** 2   # 2100, as a v8 head at 320
@@ -88,7 +88,7 @@ def _image() -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, IMAGE_SHAPE, dtype=np.uint8)
 
 
-def _expect(det, objects: list) -> None:  # noqa: ANN001
+def _expect(det, objects: list) -> None:
     order = np.argsort(-det.scores)
     assert len(det) == len(objects), (det.boxes, det.scores)
     for i, (box, score, cls) in zip(order, sorted(objects, key=lambda o: -o[1])):
@@ -143,7 +143,7 @@ def test_dynamic_input_takes_its_size_from_the_metadata(tmp_path: Path) -> None:
 
 def test_build_detector_recognises_ultralytics_exports(tmp_path: Path) -> None:
     with_meta = make_onnx(tmp_path / "a.onnx", e2e_output(OBJECTS), metadata=ULTRA_META)
-    without_meta = make_onnx(tmp_path / "b.onnx", v8_output(OBJECTS))
+    make_onnx(tmp_path / "b.onnx", v8_output(OBJECTS))
     assert isinstance(build_detector(with_meta, None), UltralyticsDetector)
     detector = build_detector("b.onnx", tmp_path)  # a relative name is looked up in the model dir
     assert isinstance(detector, UltralyticsDetector) and not isinstance(detector, YoloxDetector)
