@@ -130,8 +130,10 @@ def _install_one(name: str, model_dir: Path, source: Path | None, *, show_progre
 @app.command("verify")
 def verify_models(names: NamesArgument = None, directory: DirOption = None, config: ConfigOption = DEFAULT_CONFIG,
                   as_json: JsonOption = False) -> None:
-    """Check size and sha256 of installed models. Without names, missing models are listed, not failed; named
-    models must be installed. Exit 1 on any failure."""
+    """Check size and sha256 of installed models; exit 1 on any failure.
+
+    Without names, models that are not installed are listed but do not fail; named models must be installed.
+    """
     selected = list(dict.fromkeys(names or []))
     _check_names(selected)
     model_dir = _model_dir(directory, config)

@@ -68,7 +68,8 @@ class CameraAnalyticsConfig(Section):
     """Detection and analytics settings of one camera (the ``[cameras.analytics]`` table)."""
 
     detector: str = Field(default="yolox-nano", title="Detector model",
-                          description="Registry name of the person detector (`store-agent models list`).")
+                          description="Person detector: a registry name (`store-agent models list`), or the path or "
+                          "file name (in models.dir) of your own Ultralytics YOLO / YOLOX ONNX export.")
     detect_fps: float = Field(default=5.0, gt=0.0, le=60.0, title="Detection rate",
                               description="Frames per second sent to the detector; other frames are skipped.")
     score_threshold: float = Field(default=0.35, ge=0.0, le=1.0, title="Detection score threshold",

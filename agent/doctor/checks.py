@@ -4,7 +4,6 @@ command-signing keys and installed models. (The broker check lives in ``broker_c
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import os
 import shutil
 import sqlite3
@@ -16,6 +15,7 @@ from typing import Any
 
 from agent.doctor.core import CheckResult, DoctorContext
 from agent.store import StoreError, open_store
+from models.registry import REGISTRY, pull_hint, verify_installed
 
 #: A clock before this year means it was never set (no RTC battery, no NTP yet).
 MIN_PLAUSIBLE_YEAR = 2025
@@ -204,24 +204,12 @@ def check_signing_keys(ctx: DoctorContext) -> CheckResult:
     return CheckResult("signing_keys", "ok", f"{len(keys)} trusted command key(s): {', '.join(keys)}")
 
 
-#: Module exposing ``verify_installed(model_dir) -> [(name, ok, detail)]`` (optional: the doctor works without it).
-MODEL_REGISTRY_MODULE = "models.registry"
-#: Where models are installed, relative to data_dir.
-MODELS_SUBDIR = "models"
-
-
 def check_models(ctx: DoctorContext) -> CheckResult:
-    """Installed models match their pinned size and sha256, when a model registry is installed."""
-    try:
-        registry: Any = importlib.import_module(MODEL_REGISTRY_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name in ("models", MODEL_REGISTRY_MODULE):
-            return CheckResult("models", "ok", "no model registry installed")
-        raise
-    model_dir = ctx.cfg.data_dir / MODELS_SUBDIR
-    entries = [(str(name), bool(ok), str(detail)) for name, ok, detail in registry.verify_installed(model_dir)]
-    if not entries:
-        return CheckResult("models", "ok", "no models configured yet")
+    """Installed models match their pinned size and sha256; every enabled camera's detector is installed."""
+    cfg = ctx.cfg
+    model_dir = Path(cfg.models.dir)
+    required = sorted({c.analytics.detector for c in cfg.cameras if c.enabled and c.analytics.detector in REGISTRY})
+    entries = [(str(name), bool(ok), str(detail)) for name, ok, detail in verify_installed(model_dir, required)]
     bad = [name for name, ok, _ in entries if not ok]
     missing = [name for name, ok, detail in entries if ok and detail == "not installed"]
     good = [name for name, ok, detail in entries if ok and detail != "not installed"]
@@ -231,6 +219,4 @@ def check_models(ctx: DoctorContext) -> CheckResult:
         return CheckResult("models", "ok", summary)
     lines = [f"{len(bad)} of {len(entries)} models failed verification; {summary}"]
     lines += [f"{name}: {detail}" for name, ok, detail in entries if not ok]
-    pull = getattr(registry, "pull_hint", None)
-    fix = "; ".join(pull(name) for name in bad) if callable(pull) else f"reinstall the listed models into {model_dir}"
-    return CheckResult("models", "fail", "\n".join(lines), fix)
+    return CheckResult("models", "fail", "\n".join(lines), "; ".join(pull_hint(name) for name in bad))

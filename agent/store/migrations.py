@@ -23,9 +23,9 @@ AGENT_MIGRATIONS: list[str] = [
         source         TEXT NOT NULL,
         interval_start REAL NOT NULL,
         interval_s     REAL NOT NULL,
-        body           TEXT NOT NULL,
-        UNIQUE(kind, source, interval_start)
+        body           TEXT NOT NULL
     );
+    CREATE INDEX aggregates_source_interval ON aggregates(kind, source, interval_start);
     CREATE TABLE config_overlay (
         id         INTEGER PRIMARY KEY CHECK (id = 1),
         version    INTEGER NOT NULL,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
 import os
 import shutil
 import stat
@@ -424,22 +423,26 @@ def test_trusted_keys_are_listed(tmp_path: Path) -> None:
     assert (result.status, result.detail) == ("ok", "1 trusted command key(s): ops-1")
 
 
-def test_models_check_without_or_with_the_model_registry(tmp_path: Path) -> None:
-    result = doctor(write_config(tmp_path))["models"]
-    if importlib.util.find_spec("models.registry") is None:
-        assert (result.status, result.detail) == ("ok", "no model registry installed")
-    else:  # nothing installed in a fresh data_dir: fine, a box only needs the models it uses
-        assert result.status == "ok" and result.detail.startswith("0 verified in ")
-        assert "not installed" in result.detail
+MODELS = '[models]\ndir = "{dir}"\n'
+
+
+def test_models_not_installed_are_fine_unless_a_camera_needs_them(tmp_path: Path) -> None:
+    models = MODELS.format(dir=tmp_path / "models")
+    result = doctor(write_config(tmp_path, extra=models))["models"]
+    assert result.status == "ok" and result.detail.startswith("0 verified in ")  # a box needs only what it uses
+    camera = '[[cameras]]\nname = "door"\nurl = "/dev/video0"\n'
+    result = doctor(write_config(tmp_path, extra=models + camera))["models"]
+    assert result.status == "fail" and "yolox-nano" in result.detail
+    assert "store-agent models pull yolox-nano" in result.fix
 
 
 def test_damaged_installed_model_fails(tmp_path: Path) -> None:
     registry = pytest.importorskip("models.registry")
     name, spec = next(iter(registry.REGISTRY.items()))
-    target = tmp_path / "data" / "models" / spec.relpath
+    target = tmp_path / "models" / spec.relpath
     target.parent.mkdir(parents=True)
     target.write_bytes(b"not the model")
-    result = doctor(write_config(tmp_path))["models"]
+    result = doctor(write_config(tmp_path, extra=MODELS.format(dir=tmp_path / "models")))["models"]
     assert result.status == "fail", result
     assert "1 of " in result.detail and f"\n{name}: " in result.detail
     assert name in result.fix
