@@ -1,15 +1,17 @@
-"""``store-agent demo``: the whole spine on one box, no hardware, no internet.
+"""``store-agent demo``: the whole agent on one box, no hardware.
 
-Starts a local broker, the reference cloud receiver and the agent with a demo config; sends signed
-commands through the cloud; lets health telemetry flow for ``duration`` seconds; waits for the outbox to
-drain; returns a summary of what was enqueued, acknowledged and applied. Later issues add cameras, faces,
-the scale and shelf labels to it, each under its own key of the summary.
+Starts a local broker, the reference cloud receiver and the agent with a demo config; installs the person
+detector and a sample video (sha256-verified, from their upstream URLs or from a mirror directory when
+offline) and runs a camera pipeline on the video as if it were a live camera; sends signed commands through
+the cloud; lets telemetry, events and aggregates flow for ``duration`` seconds; waits for the outbox to drain;
+returns a summary. Later issues add faces, the scale and shelf labels, each under its own key.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import tempfile
 import threading
 import time
@@ -30,12 +32,46 @@ log = logging.getLogger(__name__)
 
 DEMO_STORE = "demo-store"
 DEMO_KEY_ID = "demo-cloud"
+DEMO_CAMERA = "demo-floor"
+DEMO_DETECTOR = "yolox-nano"
+DEMO_VIDEO = "worker-zone-video"
+#: Mirror root for offline installs: models under ``<root>/models``, sample media under ``<root>/data``.
+MIRROR_ENV = "STORE_AGENT_MIRROR"
+
+# The sample clip: a worker walks up the image from the bottom edge and stops in the left-middle of the floor.
+# The line is drawn left→right, so walking up the image is OUT; the zone is the floor area he walks into.
+_CAMERA_TOML = """
+[vision]
+aggregate_interval_s = 5
+
+[models]
+dir = "{model_dir}"
+
+[[cameras]]
+name = "{camera}"
+url = "{video}"
+
+[cameras.analytics]
+detector = "{detector}"
+detect_fps = 5
+
+[[cameras.analytics.lines]]
+name = "aisle-entry"
+start = [0.0, 0.85]
+end = [1.0, 0.85]
+
+[[cameras.analytics.zones]]
+name = "floor"
+polygon = [[0.05, 0.55], [0.55, 0.55], [0.55, 0.83], [0.05, 0.83]]
+exit_grace_s = 1.0
+"""
 
 
 def write_demo_config(path: Path, *, data_dir: Path, broker_url: str, public_key_b64: str,
-                      protocol: str = "5") -> None:
-    """The demo's agent config: fast health telemetry, cloud acks on, the demo signing key trusted."""
-    path.write_text(
+                      protocol: str = "5", camera: dict[str, Path] | None = None) -> None:
+    """The demo's agent config: fast health telemetry, cloud acks on, the demo signing key trusted, and the
+    sample camera when ``camera`` (``{"video": …, "model_dir": …}``) is given."""
+    text = (
         f'store_id = "{DEMO_STORE}"\n'
         f'data_dir = "{data_dir}"\n'
         'log_level = "INFO"\n\n'
@@ -47,28 +83,54 @@ def write_demo_config(path: Path, *, data_dir: Path, broker_url: str, public_key
         "[commands.trusted_keys]\n"
         f'"{DEMO_KEY_ID}" = "{public_key_b64}"\n'
     )
+    if camera is not None:
+        text += _CAMERA_TOML.format(model_dir=camera["model_dir"], camera=DEMO_CAMERA, video=camera["video"],
+                                    detector=DEMO_DETECTOR)
+    path.write_text(text)
+
+
+def install_demo_media(workdir: Path, mirror: Path | None) -> dict[str, Path]:
+    """Install the detector and the sample video into ``workdir`` (verified by sha256); raises ModelError."""
+    from models.registry import install
+    from models.samples import SAMPLES
+
+    model_dir = workdir / "models"
+    install(DEMO_DETECTOR, model_dir, mirror=mirror / "models" if mirror else None)
+    video = install(SAMPLES[DEMO_VIDEO], workdir / "media", mirror=mirror / "data" if mirror else None)
+    return {"model_dir": model_dir, "video": video}
 
 
 def run_demo(duration_s: float = 15.0, *, workdir: Path | None = None, broker_url: str | None = None,
-             protocol: str = "5", progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+             protocol: str = "5", mirror: Path | None = None, camera: bool = True,
+             progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the demo and return the summary (see module doc). Never raises for a runtime problem: it is
     reported under ``errors``."""
     say = progress or (lambda _msg: None)
     workdir = Path(workdir or tempfile.mkdtemp(prefix="store-agent-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    mirror = mirror or (Path(os.environ[MIRROR_ENV]) if os.environ.get(MIRROR_ENV) else None)
     errors: list[str] = []
+    media: dict[str, Path] | None = None
+    if camera:
+        from models.spec import ModelError
+
+        try:
+            media = install_demo_media(workdir, mirror)
+            say(f"media      {DEMO_DETECTOR} and the sample video verified ({'mirror ' + str(mirror) if mirror else 'downloaded'})")
+        except ModelError as exc:
+            errors.append(f"camera demo skipped: {exc} (offline? pass --mirror DIR with models/ and data/videos/)")
     broker: LocalBroker | EmbeddedBroker | None = None
     if broker_url is None:
         try:
             broker = start_local_broker(workdir)
         except BrokerUnavailable as exc:
-            return _summary({}, {"sent": 0, "applied": 0}, {}, [str(exc)], workdir)
+            return _summary({}, {"sent": 0, "applied": 0}, {}, None, errors + [str(exc)], workdir)
         broker_url, protocol = broker.url, broker.protocol
     say(f"broker     {broker_url} (MQTT {protocol}{', embedded' if isinstance(broker, EmbeddedBroker) else ''})")
     key, public_b64 = generate_keypair()
     config_path = workdir / "agent.toml"
     write_demo_config(config_path, data_dir=workdir / "agent", broker_url=broker_url, public_key_b64=public_b64,
-                      protocol=protocol)
+                      protocol=protocol, camera=media)
     address = parse_broker_url(broker_url)
     cloud_settings = ReceiverSettings(host=address.host, port=address.port, client_id="demo-cloud-receiver",
                                       protocol=protocol)
@@ -80,34 +142,30 @@ def run_demo(duration_s: float = 15.0, *, workdir: Path | None = None, broker_ur
     agent = Agent(config_path)
     agent_thread = threading.Thread(target=agent.run, args=(stop_agent,), name="demo-agent", daemon=True)
     agent_thread.start()
-    commands = {"sent": 0, "applied": 0, "results": []}
+    commands: dict[str, Any] = {"sent": 0, "applied": 0, "results": []}
+    camera_summary: dict[str, Any] | None = None
     try:
         if not receiver.ready.wait(10):
             errors.append("cloud receiver did not connect to the broker")
         if not _wait(lambda: agent.status()["broker_connected"], 10):
             errors.append("agent did not connect to the broker")
         say(f"agent      store {DEMO_STORE}, data in {workdir / 'agent'}")
-        plan = [("ping", {"echo": "hello from the cloud"}),
-                ("config.update", {"config": {"health": {"interval_s": 0.5}}})]
-        for kind, body in plan:
-            cmd = build_command(kind, DEMO_STORE, body, key=key, key_id=DEMO_KEY_ID)
-            commands["sent"] += 1
-            result = send_command(cloud_settings, cmd, wait_s=10, db_path=cloud_db)
-            status = (result or {}).get("status", "no_result")
-            commands["applied"] += status == "applied"
-            commands["results"].append({"kind": kind, "status": status, "reason": (result or {}).get("reason")})
-            say(f"command    {kind}: {status}")
-            if status != "applied":
-                errors.append(f"command {kind} not applied: {status} {(result or {}).get('reason') or ''}".strip())
+        _send_demo_commands(cloud_settings, cloud_db, key, commands, errors, say)
         deadline = time.monotonic() + duration_s
         while time.monotonic() < deadline:
             time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
-            outbox = agent.status()["outbox"]
-            say("telemetry  " + ", ".join(f"{name}: {s['enqueued']} enqueued / {s['acked']} acked"
-                                          for name, s in outbox.items()))
-        # Let the last messages be acknowledged by the cloud before stopping.
-        if not _wait(lambda: all(s["depth"] == 0 for s in agent.status()["outbox"].values()), 10):
-            errors.append("outbox did not drain within 10 s after the run")
+            status = agent.status()
+            say("telemetry  " + ", ".join(f"{name}: {s['enqueued']}/{s['acked']}"
+                                          for name, s in status["outbox"].items()) + "  (enqueued/acked)")
+            live = _camera_live(agent)
+            if live:
+                say("camera     " + _render_live(live))
+        if media is not None:
+            # Stop the camera first: it flushes its open visits and last aggregates into the outbox.
+            agent.supervisor.stop_one(f"camera-{DEMO_CAMERA}")
+            camera_summary = _camera_summary(agent)
+        if not _wait(lambda: all(s["depth"] == 0 for s in agent.status()["outbox"].values()), 15):
+            errors.append("outbox did not drain within 15 s after the run")
     except Exception as exc:  # the demo reports, it does not crash
         log.exception("demo failed")
         errors.append(f"{type(exc).__name__}: {exc}")
@@ -124,18 +182,71 @@ def run_demo(duration_s: float = 15.0, *, workdir: Path | None = None, broker_ur
     cloud = CloudStore(cloud_db)
     try:
         cloud_summary = cloud.summary().get(DEMO_STORE, {})
+        latest = cloud.conn.execute("SELECT body FROM messages WHERE store_id = ? AND stream = 'telemetry/aggregates'"
+                                    " ORDER BY event_ts DESC LIMIT 1", (DEMO_STORE,)).fetchone()
     finally:
         cloud.close()
     for stream, info in cloud_summary.items():
         if info["gaps"]:
             errors.append(f"cloud saw sequence gaps in {stream}: {info['gaps']}")
-    return _summary(streams, commands, cloud_summary, errors, workdir)
+    if camera_summary is not None:
+        camera_summary["aggregates_at_cloud"] = cloud_summary.get("telemetry/aggregates", {}).get("received", 0)
+        camera_summary["latest_aggregate"] = _brief_aggregate(json.loads(latest[0])) if latest else None
+        if not camera_summary["aggregates_at_cloud"]:
+            errors.append("no people-analytics aggregate reached the cloud")
+    return _summary(streams, commands, cloud_summary, camera_summary, errors, workdir)
 
 
-def _summary(streams: dict[str, Any], commands: dict[str, Any], cloud: dict[str, Any], errors: list[str],
-             workdir: Path) -> dict[str, Any]:
-    return {"store_id": DEMO_STORE, "streams": streams, "commands": commands, "cloud": cloud, "errors": errors,
-            "workdir": str(workdir)}
+def _send_demo_commands(settings: ReceiverSettings, cloud_db: Path, key: Any, commands: dict[str, Any],
+                        errors: list[str], say: Callable[[str], None]) -> None:
+    plan = [("ping", {"echo": "hello from the cloud"}),
+            ("config.update", {"config": {"health": {"interval_s": 0.5}}})]
+    for kind, body in plan:
+        cmd = build_command(kind, DEMO_STORE, body, key=key, key_id=DEMO_KEY_ID)
+        commands["sent"] += 1
+        result = send_command(settings, cmd, wait_s=10, db_path=cloud_db)
+        status = (result or {}).get("status", "no_result")
+        commands["applied"] += status == "applied"
+        commands["results"].append({"kind": kind, "status": status, "reason": (result or {}).get("reason")})
+        say(f"command    {kind}: {status}")
+        if status != "applied":
+            errors.append(f"command {kind} not applied: {status} {(result or {}).get('reason') or ''}".strip())
+
+
+def _camera_live(agent: Agent) -> dict[str, Any] | None:
+    component = agent.supervisor.component(f"camera-{DEMO_CAMERA}")
+    status = component.status() if component is not None else {}
+    return status.get("processor")
+
+
+def _render_live(processor: dict[str, Any]) -> str:
+    live = processor["live"]
+    lines = ", ".join(f"{n} in {c['in']} out {c['out']}" for n, c in live["lines"].items())
+    zones = ", ".join(f"{n} occupancy {z['occupancy']}" for n, z in live["zones"].items())
+    return f"frames {processor['frames']}, inferences {processor['inferences']}; {lines}; {zones}"
+
+
+def _camera_summary(agent: Agent) -> dict[str, Any]:
+    component = agent.supervisor.component(f"camera-{DEMO_CAMERA}")
+    status = component.status() if component is not None else {}
+    processor = status.get("processor") or {}
+    live = processor.get("live") or {}
+    return {"name": DEMO_CAMERA, "frames": processor.get("frames", 0), "inferences": processor.get("inferences", 0),
+            "lines": live.get("lines", {}), "events": status.get("published", {}).get("events", 0),
+            "aggregates": status.get("published", {}).get("aggregates", 0)}
+
+
+def _brief_aggregate(body: dict[str, Any]) -> dict[str, Any]:
+    return {"interval_start": body.get("interval_start"), "interval_s": body.get("interval_s"),
+            "lines": body.get("lines"),
+            "zones": {n: {"visits": z.get("visits"), "dwell_s": z.get("dwell_s"), "occupancy_max": z.get("occupancy_max")}
+                      for n, z in (body.get("zones") or {}).items()}}
+
+
+def _summary(streams: dict[str, Any], commands: dict[str, Any], cloud: dict[str, Any],
+             camera: dict[str, Any] | None, errors: list[str], workdir: Path) -> dict[str, Any]:
+    return {"store_id": DEMO_STORE, "streams": streams, "commands": commands, "camera": camera, "cloud": cloud,
+            "errors": errors, "workdir": str(workdir)}
 
 
 def _wait(predicate: Callable[[], bool], timeout_s: float) -> bool:
@@ -154,5 +265,11 @@ def render_summary(summary: dict[str, Any]) -> str:
         lines.append(f"  {name:<22} enqueued {s['enqueued']:>5}  acked {s['acked']:>5}")
     c = summary["commands"]
     lines.append(f"  commands               sent {c['sent']}  applied {c['applied']}")
+    cam = summary.get("camera")
+    if cam:
+        lines.append(f"  camera {cam['name']}: {cam['frames']} frames, {cam['inferences']} inferences, "
+                     f"{cam['events']} events, {cam['aggregates']} aggregates ({cam['aggregates_at_cloud']} at the cloud)")
+        if cam.get("latest_aggregate"):
+            lines.append(f"  latest aggregate at the cloud: {json.dumps(cam['latest_aggregate'])}")
     lines.append("  errors: " + ("none" if not summary["errors"] else json.dumps(summary["errors"])))
     return "\n".join(lines)

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 Task = Literal["person_detection", "person_reid", "face_detection", "face_embedding", "product_embedding",
-               "product_classification", "labels"]
+               "product_classification", "labels", "sample_media"]
 Runtime = Literal["onnx", "tflite", "none"]
 
 

@@ -4,4 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# Offline boxes (and this repository's CI) install the detector and the sample video from a mirror directory
+# laid out as models/ and data/videos/; the project's shared folder next to the checkout is one.
+if [ -z "${STORE_AGENT_MIRROR:-}" ] && [ -d ../shared/models ] && [ -d ../shared/data ]; then
+  STORE_AGENT_MIRROR="$(cd ../shared && pwd)"
+  export STORE_AGENT_MIRROR
+fi
 exec .venv/bin/store-agent demo "$@"

@@ -117,13 +117,16 @@ def demo(
     workdir: Annotated[Optional[Path], typer.Option(help="Keep the demo's files here (default: a temp dir).")] = None,
     broker: Annotated[Optional[str], typer.Option(help="Use this broker instead of starting mosquitto.")] = None,
     protocol: Annotated[str, typer.Option(help="MQTT version of --broker: 5 or 3.1.1.")] = "5",
+    mirror: Annotated[Optional[Path], typer.Option(help="Offline mirror: models under DIR/models, sample media under "
+                                                        "DIR/data (env STORE_AGENT_MIRROR).")] = None,
+    camera: Annotated[bool, typer.Option("--camera/--no-camera", help="Run the sample camera pipeline.")] = True,
 ) -> None:
     """Run broker, reference cloud and agent together on a built-in default; print a summary."""
     from agent.demo import render_summary, run_demo
     from agent.logs import setup_logging
 
     setup_logging("WARNING")
-    summary = run_demo(duration, workdir=workdir, broker_url=broker, protocol=protocol,
+    summary = run_demo(duration, workdir=workdir, broker_url=broker, protocol=protocol, mirror=mirror, camera=camera,
                        progress=None if as_json else typer.echo)
     if as_json:
         print_json(summary)

@@ -86,9 +86,21 @@ class Agent:
             self.supervisor.add("sync", lambda: SyncClient(
                 sync_settings(self.config), self.outbox, self.processor, store_id=self.config.store_id,
                 boot_id=self.boot_id, versions=self.versions, on_desired=self._record_desired))
+        for camera in self.config.cameras:
+            if camera.enabled:
+                self.supervisor.add(f"camera-{camera.name}", self._camera_factory(camera.name))
         self.supervisor.add("health", lambda: HealthReporter(
             self.outbox, data_dir=self.config.data_dir, interval_s=self.config.health.interval_s,
             components=self.supervisor.status_brief, boot_id=self.boot_id, started_at=self.started_at))
+
+    def _camera_factory(self, name: str):  # noqa: ANN202 - a factory of CameraPipeline
+        def build() -> Any:
+            from agent.vision.pipeline import CameraPipeline  # cv2/onnxruntime load only when a camera is set
+
+            camera = next(c for c in self.config.cameras if c.name == name)
+            return CameraPipeline(camera, self.config.vision, self.config.models, self.outbox)
+
+        return build
 
     def _record_boot(self) -> None:
         with self._read_lock:
@@ -135,7 +147,21 @@ class Agent:
         self.outbox.default_ttl_s = cfg.sync.default_ttl_s
         self.supervisor.policy = SupervisorPolicy(**cfg.supervisor.model_dump())
         for name, section in (("health", "health"), ("sync", "sync")):
-            if getattr(old, section) != getattr(cfg, section):
+            if getattr(old, section) != getattr(cfg, section) and name in self.supervisor.names():
+                log.info("config changed: restarting component", extra={"component": name})
+                self.supervisor.restart(name)
+        old_cameras = {c.name: c for c in old.cameras if c.enabled}
+        new_cameras = {c.name: c for c in cfg.cameras if c.enabled}
+        for camera_name in old_cameras.keys() - new_cameras.keys():
+            log.info("camera removed or disabled: stopping it", extra={"camera": camera_name})
+            self.supervisor.stop_one(f"camera-{camera_name}")
+        for camera_name, camera in new_cameras.items():
+            name = f"camera-{camera_name}"
+            if name not in self.supervisor.names():
+                self.supervisor.add(name, self._camera_factory(camera_name))
+                self.supervisor.start_one(name)
+            elif (old_cameras.get(camera_name) != camera or old.vision != cfg.vision
+                  or old.models != cfg.models or camera_name not in old_cameras):
                 log.info("config changed: restarting component", extra={"component": name})
                 self.supervisor.restart(name)
 

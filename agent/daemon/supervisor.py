@@ -70,10 +70,16 @@ class Supervisor:
         self._slots[name] = _Slot(name, factory)
 
     def start(self) -> None:
-        """Start every registered component that is not running."""
+        """Start every registered component that was never started."""
         for slot in self._slots.values():
-            if slot.thread is None or not slot.thread.is_alive():
+            if slot.thread is None:
                 self._start_slot(slot)
+
+    def start_one(self, name: str) -> None:
+        """Start one registered component (no-op while it runs)."""
+        slot = self._slots[name]
+        if slot.thread is None or not slot.thread.is_alive():
+            self._start_slot(slot)
 
     def _start_slot(self, slot: _Slot) -> None:
         slot.stop = threading.Event()
@@ -86,6 +92,14 @@ class Supervisor:
         self._stop_slot(slot, self.policy.stop_timeout_s)
         slot.failures.clear()
         self._start_slot(slot)
+
+    def stop_one(self, name: str, timeout_s: float | None = None) -> bool:
+        """Stop one component and leave it stopped (e.g. drain a camera's last aggregates before the rest)."""
+        return self._stop_slot(self._slots[name], self.policy.stop_timeout_s if timeout_s is None else timeout_s)
+
+    def names(self) -> list[str]:
+        """Registered component names, in start order."""
+        return list(self._slots)
 
     def stop(self, timeout_s: float | None = None) -> bool:
         """Signal every component, wait up to ``timeout_s`` in total; True if all stopped in time."""

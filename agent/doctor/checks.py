@@ -11,7 +11,6 @@ import stat
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from agent.doctor.core import CheckResult, DoctorContext
 from agent.store import StoreError, open_store

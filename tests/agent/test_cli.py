@@ -22,12 +22,16 @@ def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
 
 def test_help_lists_the_spine_commands():
     out = cli("--help").stdout
-    for name in ("run", "demo", "status", "doctor", "config", "sync", "cloud", "keys", "bench"):
+    for name in ("run", "demo", "status", "doctor", "config", "sync", "cloud", "keys", "bench", "models", "replay",
+                 "eval", "report"):
         assert f" {name} " in out, name
 
 
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+
+
 def test_demo_json_shows_telemetry_acknowledged_and_commands_applied(mosquitto, tmp_path):
-    result = cli("demo", "--duration", "2", "--json", "--workdir", str(tmp_path / "demo"))
+    result = cli("demo", "--duration", "3", "--json", "--workdir", str(tmp_path / "demo"), "--mirror", str(SHARED))
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout)
     assert summary["errors"] == []
@@ -36,10 +40,15 @@ def test_demo_json_shows_telemetry_acknowledged_and_commands_applied(mosquitto, 
     assert summary["commands"]["sent"] == summary["commands"]["applied"] == 2
     assert summary["cloud"]["telemetry/health"]["received"] == health["enqueued"]
     assert summary["cloud"]["telemetry/health"]["gaps"] == []
+    camera = summary["camera"]  # the sample video ran through the people-analytics pipeline
+    assert camera["frames"] > 20 and camera["inferences"] > 5
+    assert camera["aggregates_at_cloud"] == summary["streams"]["telemetry/aggregates"]["acked"] >= 1
+    assert set(camera["latest_aggregate"]["lines"]) == {"aisle-entry"}
 
 
 def test_demo_uses_a_given_broker(mosquitto, tmp_path):
-    result = cli("demo", "--duration", "1", "--json", "--broker", mosquitto.url, "--workdir", str(tmp_path / "d"))
+    result = cli("demo", "--duration", "1", "--json", "--broker", mosquitto.url, "--workdir", str(tmp_path / "d"),
+                 "--no-camera")
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout)["commands"]["applied"] == 2
 
@@ -116,7 +125,7 @@ def test_demo_runs_on_the_embedded_broker_over_mqtt_311(tmp_path):
 
     broker = EmbeddedBroker().start()
     try:
-        summary = run_demo(2, workdir=tmp_path / "demo", broker_url=broker.url, protocol="3.1.1")
+        summary = run_demo(2, workdir=tmp_path / "demo", broker_url=broker.url, protocol="3.1.1", camera=False)
     finally:
         broker.stop()
     assert summary["errors"] == []
