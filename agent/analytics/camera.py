@@ -85,7 +85,9 @@ class CameraAnalytics:
         ids = np.asarray(track_ids, dtype=np.int64).reshape(-1)
         if anchors is None:
             anchors = bottom_centers(boxes if boxes is not None else np.zeros((0, 4)))
-        pts = as_points(anchors)
+        # A box cut off by the image border is clipped to exactly 1.0; point-in-polygon tests leave out points
+        # on a polygon's bottom/right edge, so a zone drawn to the border would lose that person.
+        pts = np.clip(as_points(anchors), 0.0, np.nextafter(1.0, 0.0))
         if len(set(ids.tolist())) != len(ids):
             _, first = np.unique(ids, return_index=True)
             first.sort()

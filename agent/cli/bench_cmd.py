@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from agent.cli.common import JsonOption, print_json
+from agent.cli.common import DEFAULT_CONFIG, ConfigOption, JsonOption, load_or_exit, print_json
+from agent.config.vision_models import VisionConfig
 
 app = typer.Typer(help="Benchmarks: figures and ratios, printed as JSON with --json.", no_args_is_help=True)
 
@@ -23,6 +25,53 @@ def bench_sync(
     from agent.bench.sync_bench import run_sync_bench
 
     result = run_sync_bench(rate=rate, backlog=backlog, seconds=seconds, broker_url=broker)
+    if as_json:
+        print_json(result)
+    else:
+        for key, value in result.items():
+            typer.echo(f"{key:<22} {value}")
+
+
+@app.command("pipeline")
+def bench_pipeline(
+    video: Annotated[Path, typer.Argument(help="Video file or frame directory (decoded once into memory).")],
+    detector: Annotated[str, typer.Option(help="Detector model (registry name or .onnx path).")] = "yolox-nano",
+    model_dir: Annotated[Optional[Path], typer.Option("--model-dir", help="Model directory (default: config "
+                                                      "models.dir).")] = None,
+    mirror: Annotated[Optional[Path], typer.Option(help="Install the detector from this mirror first.")] = None,
+    repeat: Annotated[int, typer.Option(min=1, help="Passes over the decoded frames in the throughput loop.")] = 3,
+    static_seconds: Annotated[float, typer.Option(min=1.0, help="Length of the static segment for the motion "
+                                                  "gating gain.")] = 60.0,
+    noise: Annotated[float, typer.Option(min=0.0, help="Sensor noise (grey levels, σ) on the static "
+                                         "segment.")] = 3.0,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="Inference threads (default: config "
+                                                   "vision.inference_threads).")] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+    as_json: JsonOption = False,
+) -> None:
+    """Full-pipeline fps vs bare detector fps on the same frames, and the motion gating gain on a static scene."""
+    from agent.bench.pipeline_bench import run_pipeline_bench
+    from models.detectors import build_detector
+    from models.registry import REGISTRY, ModelError, install
+
+    if not video.exists():
+        typer.echo(f"{video} does not exist", err=True)
+        raise typer.Exit(2)
+    cfg = load_or_exit(config) if (config != DEFAULT_CONFIG or DEFAULT_CONFIG.exists()) else None
+    model_dir = model_dir or (cfg.models.dir if cfg else Path("/var/lib/store-agent/models"))
+    mirror = mirror or (cfg.models.mirror if cfg else None)
+    vision = cfg.vision if cfg else VisionConfig()
+    if threads is not None:
+        vision = vision.model_copy(update={"inference_threads": threads})
+    try:
+        if mirror is not None and detector in REGISTRY:
+            install(detector, model_dir, mirror=mirror)
+        det = build_detector(detector, model_dir, threads=vision.inference_threads)
+        result = run_pipeline_bench(video, det, detector_name=detector, repeat=repeat,
+                                    static_seconds=static_seconds, noise_sigma=noise, vision=vision)
+    except ModelError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
     if as_json:
         print_json(result)
     else:

@@ -9,7 +9,8 @@ import typer
 
 from agent.cli.common import DEFAULT_CONFIG, ConfigOption, JsonOption, load_or_exit, print_json
 
-app = typer.Typer(help="Evaluations on labelled data (MOTChallenge tracking).", no_args_is_help=True)
+app = typer.Typer(help="Evaluations on labelled data (MOTChallenge tracking, counting and dwell on a labelled "
+                       "video).", no_args_is_help=True)
 
 
 @app.callback()
@@ -76,3 +77,60 @@ def eval_tracking(
     for name, s in rows:
         typer.echo(f"{name:<22} {fmt(s['MOTA'])} {fmt(s['IDF1'])} {fmt(s['HOTA'])} {s['IDSW']:>5} "
                    f"{s['FP']:>5} {s['FN']:>5}")
+
+
+@app.command("counting")
+def eval_counting(
+    video: Annotated[Path, typer.Argument(help="The labelled video (e.g. ../shared/data/videos/worker-zone-detection.gif).",
+                                          exists=True, dir_okay=True)],
+    truth: Annotated[Path, typer.Option("--truth", help="Ground-truth JSON (lines, zones, true crossings and visits; "
+                                                        "see tests/data/ground_truth/).", exists=True, dir_okay=False)],
+    detector: Annotated[Optional[str], typer.Option(help="Detector (registry name or .onnx path); default: the "
+                                                         "camera default, yolox-nano.")] = None,
+    model_dir: Annotated[Optional[Path], typer.Option("--model-dir", help="Model folder; default: the config's "
+                                                                          "models.dir.")] = None,
+    mirror: Annotated[Optional[Path], typer.Option(help="Install the detector from this mirror directory first "
+                                                        "(offline boxes, tests).")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="Inference threads; default: the config's "
+                                                        "vision.inference_threads.")] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+    as_json: JsonOption = False,
+) -> None:
+    """Replay a labelled video through the full pipeline with the truth file's lines and zones and score it:
+    per line and direction precision, recall and gross error (crossings matched within ±1 s), visits predicted
+    vs true and dwell median / mean absolute error (visits matched at temporal IoU ≥ 0.5)."""
+    from agent.vision.eval_counting import evaluate_counting, load_ground_truth
+    from models.spec import ModelError
+
+    if model_dir is None or threads is None:
+        cfg = load_or_exit(config)
+        model_dir = model_dir or cfg.models.dir
+        threads = threads or cfg.vision.inference_threads
+        mirror = mirror or cfg.models.mirror
+    try:
+        if mirror is not None:
+            from models.registry import install
+
+            install(detector or load_ground_truth(truth).analytics.get("detector", "yolox-nano"), model_dir,
+                    mirror=mirror)
+        result = evaluate_counting(video, truth, model_dir=model_dir, detector=detector, threads=threads or 2)
+    except (ValueError, ModelError, OSError) as exc:
+        typer.echo(f"evaluation failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    if as_json:
+        print_json(result)
+        return
+    t = result["targets"]
+    typer.echo(f"{result['video']} vs {result['truth']}: {result['frames']} frames at {result['fps']} fps, "
+               f"detector {result['detector']}")
+    typer.echo(f"{'line:direction':<24} {'true':>5} {'pred':>5} {'prec':>6} {'recall':>6} {'gross':>6}")
+    for key, s in result["counting"]["by_line"].items():
+        gross = "-" if s["gross_error"] is None else f"{s['gross_error']:.3f}"
+        typer.echo(f"{key:<24} {s['true']:>5} {s['pred']:>5} {s['precision']:>6.3f} {s['recall']:>6.3f} {gross:>6}")
+    typer.echo(f"{'zone':<24} {'true':>5} {'pred':>5} {'match':>6} {'dwell median/mean abs err (s)'}")
+    for zone, s in result["dwell"]["by_zone"].items():
+        typer.echo(f"{zone:<24} {s['true']:>5} {s['pred']:>5} {s['matched']:>6} "
+                   f"{s['median_abs_error_s']} / {s['mean_abs_error_s']}")
+    typer.echo(f"targets met: {t['met']} (gross error {t['counting_gross_error']} ≤ {t['counting_gross_error_max']}, "
+               f"dwell median {t['dwell_median_abs_error_s']} s ≤ {t['dwell_median_abs_error_max_s']} s, "
+               f"visit counts equal: {t['visit_counts_equal']})")

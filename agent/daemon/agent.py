@@ -181,11 +181,29 @@ class Agent:
                 self._apply_reload()
         finally:
             t0 = time.monotonic()
-            clean = self.supervisor.stop(self.config.supervisor.stop_timeout_s)
+            clean = self._stop_components(self.config.supervisor.stop_timeout_s)
             control.close()
             with self._read_lock:
                 self._read_conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             log.info("agent stopped", extra={"clean": clean, "stop_s": round(time.monotonic() - t0, 2)})
+
+    def _stop_components(self, timeout_s: float) -> bool:
+        """Producers first (cameras flush their open visits and last aggregates), then give the sync client a
+        moment to send what they queued, then the rest — all within ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        clean = True
+        for name in self.supervisor.names():
+            if name != "sync":
+                clean &= self.supervisor.stop_one(name, max(0.1, 0.6 * (deadline - time.monotonic())))
+        sync = self.supervisor.component("sync")
+        drain_until = min(deadline - 1.0, time.monotonic() + 2.0)
+        while (sync is not None and sync.status().get("connected") and self.outbox.depth(self._read_conn_locked())
+               and time.monotonic() < drain_until):
+            time.sleep(0.05)
+        return clean & self.supervisor.stop(max(0.1, deadline - time.monotonic()))
+
+    def _read_conn_locked(self):  # noqa: ANN202 - the agent's own read connection (caller-thread safe)
+        return self._read_conn
 
     def status(self) -> dict[str, Any]:
         """Everything ``store-agent status`` shows."""

@@ -90,7 +90,8 @@ class CameraPipeline:
         detector = build_detector(a.detector, Path(self.models.dir), threads=self.vision.inference_threads,
                                   score_threshold=a.score_threshold)
         self.processor = FrameProcessor(self.camera, self.vision, detector)
-        self.source = FrameSource(self.camera.url, live=True, reconnect_max_s=a.reconnect_max_s).start()
+        self.source = FrameSource(self.camera.url, live=True, reconnect_max_s=a.reconnect_max_s)
+        self.source.start()
         try:
             while not stop.is_set():
                 frame = self.source.read(timeout=0.5)

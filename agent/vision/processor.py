@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from agent.vision.roi import RoiFilter
 from agent.vision.source import Frame
 from agent.vision.tracker import Tracker, make_tracker
 from models.detectors.base import Detector
+
+if TYPE_CHECKING:
+    from agent.vision.snapshots import SnapshotWriter
 
 
 @dataclass(slots=True)
@@ -35,11 +38,17 @@ class FrameProcessor:
 
     Frames the motion gate skips still advance the analytics with the last known positions (nothing moved),
     so dwell and occupancy of people standing still stay right; frames skipped by the detection rate do not.
+
+    ``snapshots`` (from :func:`agent.vision.snapshots.make_snapshot_writer`, which gives None unless the camera's
+    ``debug_snapshots`` is on) writes at most one redacted debug JPEG per interval, on detected frames only.
     """
 
     def __init__(self, camera: CameraConfig, vision: VisionConfig, detector: Detector, *,
-                 tracker: Tracker | None = None) -> None:
+                 tracker: Tracker | None = None, snapshots: SnapshotWriter | None = None) -> None:
         a = camera.analytics
+        if snapshots is not None and not a.debug_snapshots:
+            raise ValueError(f"camera {camera.name!r}: a snapshot writer needs analytics.debug_snapshots = true")
+        self.snapshots = snapshots
         self.camera = camera
         self.detector = detector
         self.min_interval_s = 1.0 / a.detect_fps
@@ -69,9 +78,13 @@ class FrameProcessor:
         detections = self.detector.detect(frame.image)
         self.inference_s += time.perf_counter() - t0
         self.counts["inferences"] += 1
+        all_boxes = detections.boxes  # every person in the image, for snapshot redaction
         detections = self.roi(detections, (width, height))
         self.counts["detections"] += len(detections)
         tracks = self.tracker.update(detections.boxes, detections.scores, frame.ts)
+        if self.snapshots is not None:
+            self.snapshots.maybe_write(frame.image, frame.ts, person_boxes=all_boxes, track_ids=tracks.ids,
+                                       track_boxes=tracks.boxes)
         scale = np.array([width, height, width, height], np.float64)
         self.last_ids = np.asarray(tracks.ids, np.int64)
         self.last_boxes = np.clip(np.asarray(tracks.boxes, np.float64) / scale, 0.0, 1.0)

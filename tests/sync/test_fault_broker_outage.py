@@ -9,6 +9,7 @@ receiver is disconnected during the outage too, as it would be in production.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 
@@ -27,13 +28,14 @@ MAX_DUPLICATES_PER_OUTAGE = 20
 
 
 def _config(tmp_path: Path, broker_url: str, **sync: object) -> Path:
-    # cloud_ack_timeout_s: rows the broker PUBACKed but lost in the crash (or had no subscriber for while the
-    # receiver was still down) are re-sent once the cloud has not confirmed them for this long. The default
-    # (120 s) would make the test wait minutes. At 3 s, the receiver's lag behind a backlog burst (it stores
-    # ~800-1000 msg/s here) exceeded the timeout and rows the cloud was about to store were sent again
-    # (19-48 duplicates unrelated to the crashes); 5 s measured 0.
+    # cloud_ack_timeout_s: rows the broker PUBACKed but that never reached the cloud (lost in the crash, or no
+    # subscriber while the receiver was still reconnecting) are re-sent after this long, doubling per attempt.
+    # The default (120 s) would make the test wait minutes.
+    # drain_rate_msgs_per_s: the reference receiver stores ~800-1000 msg/s on this box; an unlimited burst
+    # lets it lag seconds behind, so rows the cloud is about to store hit cloud_ack_timeout_s and are sent
+    # again (measured 19-89 duplicates unrelated to the crashes). The rate limit exists to protect the cloud.
     keys = {"require_cloud_ack": True, "reconnect_min_s": 0.1, "reconnect_max_s": 1.0, "cloud_ack_timeout_s": 5.0,
-            **sync}
+            "drain_rate_msgs_per_s": 600, **sync}
     return write_config(tmp_path / "agent.toml", store_id=STORE, data_dir=tmp_path / "data", broker_url=broker_url,
                         sync=keys, health={"interval_s": 3600.0})
 
@@ -54,6 +56,16 @@ def _outage(broker: MosquittoBroker, receiver, agent, down_s: float) -> dict[str
     assert wait_until(receiver.ready.is_set, 15), "cloud receiver did not reconnect"
     return {"down_s": round(t_up - t0, 2), "agent_reconnect_s": round(t_agent - t_up, 2),
             "cloud_reconnect_s": round(time.monotonic() - t_up, 2)}
+
+
+def _backlog(agent) -> list[tuple]:  # noqa: ANN001
+    """What is left in the outbox: (state, attempts, rows, first seq, last seq, seconds since last send)."""
+    conn = sqlite3.connect(f"file:{agent.db_path}?mode=ro", uri=True)
+    try:
+        return conn.execute("SELECT state, attempts, COUNT(*), MIN(seq), MAX(seq), ROUND(? - MAX(sent_at), 1)"
+                            " FROM outbox GROUP BY state, attempts", (time.time(),)).fetchall()
+    finally:
+        conn.close()
 
 
 def _assert_all_delivered(cloud_db: Path, produced: list[str]) -> dict[str, object]:
@@ -95,7 +107,7 @@ def test_three_broker_crashes_during_200_msgs_per_s_lose_nothing(tmp_path: Path,
         rate = len(produced) / (time.monotonic() - t_start)
         t_drain = time.monotonic()
         assert wait_until(lambda: agent.outbox.depth() == 0, DRAIN_TIMEOUT_S, interval_s=0.2), \
-            f"outbox not drained within {DRAIN_TIMEOUT_S} s: depth {agent.outbox.depth()}"
+            f"outbox not drained within {DRAIN_TIMEOUT_S} s: {_backlog(agent)}"
         drain_s = time.monotonic() - t_drain
         result = _assert_all_delivered(tmp_path / "cloud.db", produced)
         dup_marks.append(result["duplicates"])
@@ -136,7 +148,7 @@ def test_broker_crash_with_mqtt_311_loses_nothing(tmp_path: Path, mosquitto: Mos
         time.sleep(1.0)
         produced = list(producer.stop())
         assert wait_until(lambda: agent.outbox.depth() == 0, DRAIN_TIMEOUT_S, interval_s=0.2), \
-            f"outbox not drained within {DRAIN_TIMEOUT_S} s: depth {agent.outbox.depth()}"
+            f"outbox not drained within {DRAIN_TIMEOUT_S} s: {_backlog(agent)}"
         result = _assert_all_delivered(tmp_path / "cloud.db", produced)
         status = sync_status(agent)
         print(f"\n[broker outage, 3.1.1] produced={len(produced)}; outage={outage}; "
