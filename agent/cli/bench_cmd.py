@@ -72,6 +72,9 @@ def bench_pipeline(
     except ModelError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
+    except ValueError as exc:  # nothing decodable in VIDEO
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
     if as_json:
         print_json(result)
     else:

@@ -98,7 +98,8 @@ class Agent:
             from agent.vision.pipeline import CameraPipeline  # cv2/onnxruntime load only when a camera is set
 
             camera = next(c for c in self.config.cameras if c.name == name)
-            return CameraPipeline(camera, self.config.vision, self.config.models, self.outbox)
+            return CameraPipeline(camera, self.config.vision, self.config.models, self.outbox,
+                                  snapshot_dir=self.config.data_dir / "snapshots" / camera.name)
 
         return build
 

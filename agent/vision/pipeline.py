@@ -1,8 +1,9 @@
 """The supervised component of one camera: a live frame source through the :class:`FrameProcessor`, events
 and interval aggregates into the local store and the sync outbox.
 
-No frame is written anywhere (``debug_snapshots`` is reserved for a later, face-blurring writer); what
-leaves the component are counts, times and normalised positions.
+No frame is written anywhere unless the camera's ``debug_snapshots`` is on, and then only face-blurred JPEGs
+under ``<data_dir>/snapshots/<camera>`` (see :mod:`agent.vision.snapshots`); what leaves the component are
+counts, times and normalised positions.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from agent.analytics.camera import Event
 from agent.config import CameraConfig
 from agent.config.vision_models import ModelsConfig, VisionConfig
 from agent.vision.processor import FrameProcessor
+from agent.vision.snapshots import make_snapshot_writer
 from agent.vision.source import FrameSource
 from models.detectors import build_detector
 from sync.outbox import Outbox, OutboxItem
@@ -75,12 +77,14 @@ class AnalyticsPublisher:
 class CameraPipeline:
     """Component ``camera-<name>``: runs until stopped; a crash is restarted by the supervisor."""
 
-    def __init__(self, camera: CameraConfig, vision: VisionConfig, models: ModelsConfig, outbox: Outbox) -> None:
+    def __init__(self, camera: CameraConfig, vision: VisionConfig, models: ModelsConfig, outbox: Outbox, *,
+                 snapshot_dir: Path | None = None) -> None:
         self.name = f"camera-{camera.name}"
         self.camera = camera
         self.vision = vision
         self.models = models
         self.outbox = outbox
+        self.snapshot_dir = snapshot_dir
         self.publisher = AnalyticsPublisher(outbox, camera.name)
         self.processor: FrameProcessor | None = None
         self.source: FrameSource | None = None
@@ -89,7 +93,10 @@ class CameraPipeline:
         a = self.camera.analytics
         detector = build_detector(a.detector, Path(self.models.dir), threads=self.vision.inference_threads,
                                   score_threshold=a.score_threshold)
-        self.processor = FrameProcessor(self.camera, self.vision, detector)
+        snapshots = None
+        if self.snapshot_dir is not None:
+            snapshots = make_snapshot_writer(self.camera, self.snapshot_dir, model_dir=Path(self.models.dir))
+        self.processor = FrameProcessor(self.camera, self.vision, detector, snapshots=snapshots)
         self.source = FrameSource(self.camera.url, live=True, reconnect_max_s=a.reconnect_max_s)
         self.source.start()
         try:

@@ -88,6 +88,9 @@ class CloudReceiver:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = lambda c, u, m: self._pending.append(m)
+        # Messages left from a lost connection were never acknowledged: the broker (or, after a broker crash,
+        # the store) sends them again. Storing them now would ack their stale mids on this new connection.
+        self._pending = []
         self._connected = False
         try:
             if v5:
