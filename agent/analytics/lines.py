@@ -20,7 +20,7 @@ import numpy as np
 
 from agent.analytics.geometry import XY, LineFrame, as_points
 from agent.analytics.staff import StaffRegistry
-from agent.analytics.tracks import TrackTable, predict, relink, velocity_update
+from agent.analytics.tracks import TrackTable, inherit_tracks, predict, relink, velocity_update
 from agent.config.vision_models import LineConfig
 
 IN, OUT = 1, -1
@@ -284,14 +284,7 @@ class LineCounter:
                         radius=self.relink_radius, radius_per_s=self.relink_radius_per_s, max_speed=self.max_speed)
         if len(ni) == 0:
             return
-        rows, inherited = new_rows[ni], lost[li]
-        old_ids = table.ids[inherited].copy()
-        table.rename(inherited, ids[rows])
-        slots[rows] = inherited
-        self.relinks += len(rows)
-        if self.staff is not None:
-            for new_id, old_id in zip(ids[rows].tolist(), old_ids.tolist()):
-                self.staff.link(new_id, old_id, ts)
+        self.relinks += inherit_tracks(table, slots, ids, new_rows[ni], lost[li], self.staff, ts)
 
     def _prune(self, ts: float) -> None:
         self._next_prune = ts + self._prune_every_s

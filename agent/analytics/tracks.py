@@ -190,3 +190,16 @@ def velocity_update(prev_points: np.ndarray, prev_ts: np.ndarray, prev_vel: np.n
     inst = (points - prev_points) / np.where(ok, dt, 1.0)[:, None]
     blended = np.where(np.isnan(prev_vel), inst, smoothing * prev_vel + (1.0 - smoothing) * inst)
     return np.where(ok[:, None], blended, prev_vel)
+
+
+def inherit_tracks(table: TrackTable, slots: np.ndarray, ids: np.ndarray, rows: np.ndarray,
+                   inherited: np.ndarray, staff, ts: float) -> int:  # noqa: ANN001 - StaffRegistry | None
+    """New ids ``ids[rows]`` take over the state rows ``inherited`` of re-linked lost tracks (and their staff
+    mark); returns how many were re-linked."""
+    old_ids = table.ids[inherited].copy()
+    table.rename(inherited, ids[rows])
+    slots[rows] = inherited
+    if staff is not None:
+        for new_id, old_id in zip(ids[rows].tolist(), old_ids.tolist()):
+            staff.link(new_id, old_id, ts)
+    return len(rows)

@@ -18,7 +18,7 @@ import numpy as np
 
 from agent.analytics.geometry import PolygonTest, as_points
 from agent.analytics.staff import StaffRegistry
-from agent.analytics.tracks import TrackTable, relink, velocity_update
+from agent.analytics.tracks import TrackTable, inherit_tracks, relink, velocity_update
 from agent.config.vision_models import ZoneConfig
 
 _EPS = 1e-9  # tolerance on time comparisons (frame times are sums of floats)
@@ -299,14 +299,7 @@ class ZoneTracker:
                         radius=self.relink_radius, radius_per_s=self.relink_radius_per_s, max_speed=self.max_speed)
         if len(ni) == 0:
             return
-        rows, inherited = new_rows[ni], lost[li]
-        old_ids = table.ids[inherited].copy()
-        table.rename(inherited, ids[rows])
-        slots[rows] = inherited
-        self.relinks += len(rows)
-        if self.staff is not None:
-            for new_id, old_id in zip(ids[rows].tolist(), old_ids.tolist()):
-                self.staff.link(new_id, old_id, ts)
+        self.relinks += inherit_tracks(table, slots, ids, new_rows[ni], lost[li], self.staff, ts)
 
     def _is_staff(self, track_id: int) -> bool:
         return bool(self.staff is not None and self.staff.is_staff(track_id))
