@@ -141,7 +141,9 @@ class SyncClient:
                 client.on_log = None if self._inflight else self._on_log
                 if time.monotonic() - self._last_inbound > 1.5 * self.settings.keepalive_s:
                     log.warning("broker silent for 1.5 x keepalive: dropping half-open link")
-                    self._set(half_open_detected=self._status["half_open_detected"] + 1,
+                    # One update so no reader sees the detection while still reported connected.
+                    self._connected = False
+                    self._set(half_open_detected=self._status["half_open_detected"] + 1, connected=False,
                               last_error="half-open link detected")
                     break
                 if time.monotonic() >= next_housekeeping:
