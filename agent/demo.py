@@ -22,6 +22,7 @@ from typing import Any
 from agent.broker import BrokerUnavailable, EmbeddedBroker, LocalBroker, start_local_broker
 from agent.config import parse_broker_url
 from agent.daemon.agent import Agent
+from agent.demo_parts import PART_FACTORIES, DemoContext, DemoPart
 from sync.cloud.commands import build_command
 from sync.cloud.receiver import CloudReceiver, ReceiverSettings
 from sync.cloud.sender import send_command
@@ -102,9 +103,9 @@ def install_demo_media(workdir: Path, mirror: Path | None) -> dict[str, Path]:
 
 def run_demo(duration_s: float = 15.0, *, workdir: Path | None = None, broker_url: str | None = None,
              protocol: str = "5", mirror: Path | None = None, camera: bool = True,
-             progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+             progress: Callable[[str], None] | None = None, skip: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Run the demo and return the summary (see module doc). Never raises for a runtime problem: it is
-    reported under ``errors``."""
+    reported under ``errors``. ``skip`` names demo parts (``agent.demo_parts``) not to run."""
     say = progress or (lambda _msg: None)
     workdir = Path(workdir or tempfile.mkdtemp(prefix="store-agent-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -135,6 +136,11 @@ def run_demo(duration_s: float = 15.0, *, workdir: Path | None = None, broker_ur
     cloud_settings = ReceiverSettings(host=address.host, port=address.port, client_id="demo-cloud-receiver",
                                       protocol=protocol)
     cloud_db = workdir / "cloud.db"
+    commands: dict[str, Any] = {"sent": 0, "applied": 0, "results": []}
+    ctx = DemoContext(workdir=workdir, mirror=mirror, broker_url=broker_url, cloud_db=cloud_db, say=say,
+                      errors=errors, send_command=lambda kind, body: _send_command(
+                          cloud_settings, cloud_db, key, kind, body, commands, say))
+    parts = _prepare_parts(ctx, config_path, skip)
     stop_cloud, stop_agent = threading.Event(), threading.Event()
     receiver = CloudReceiver(cloud_settings, cloud_db)
     cloud_thread = threading.Thread(target=receiver.run, args=(stop_cloud,), name="demo-cloud", daemon=True)
@@ -142,15 +148,18 @@ def run_demo(duration_s: float = 15.0, *, workdir: Path | None = None, broker_ur
     agent = Agent(config_path)
     agent_thread = threading.Thread(target=agent.run, args=(stop_agent,), name="demo-agent", daemon=True)
     agent_thread.start()
-    commands: dict[str, Any] = {"sent": 0, "applied": 0, "results": []}
     camera_summary: dict[str, Any] | None = None
+    part_summaries: dict[str, Any] = {}
+    ctx.agent = agent
     try:
         if not receiver.ready.wait(10):
             errors.append("cloud receiver did not connect to the broker")
         if not _wait(lambda: agent.status()["broker_connected"], 10):
             errors.append("agent did not connect to the broker")
         say(f"agent      store {DEMO_STORE}, data in {workdir / 'agent'}")
-        _send_demo_commands(cloud_settings, cloud_db, key, commands, errors, say)
+        _send_demo_commands(ctx)
+        for part in parts:
+            _guarded(part.name, lambda p=part: p.exercise(ctx), errors)
         deadline = time.monotonic() + duration_s
         while time.monotonic() < deadline:
             time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
@@ -166,10 +175,14 @@ def run_demo(duration_s: float = 15.0, *, workdir: Path | None = None, broker_ur
             camera_summary = _camera_summary(agent)
         if not _wait(lambda: all(s["depth"] == 0 for s in agent.status()["outbox"].values()), 15):
             errors.append("outbox did not drain within 15 s after the run")
+        for part in parts:
+            _guarded(part.name, lambda p=part: part_summaries.__setitem__(p.name, p.summary(ctx)), errors)
     except Exception as exc:  # the demo reports, it does not crash
         log.exception("demo failed")
         errors.append(f"{type(exc).__name__}: {exc}")
     finally:
+        for part in parts:
+            _guarded(part.name, part.close, errors)
         stop_agent.set()
         agent_thread.join(15)
         streams = {name: {"enqueued": s["enqueued"], "acked": s["acked"], "depth": s["depth"]}
@@ -194,23 +207,60 @@ def run_demo(duration_s: float = 15.0, *, workdir: Path | None = None, broker_ur
         camera_summary["latest_aggregate"] = _brief_aggregate(json.loads(latest[0])) if latest else None
         if not camera_summary["aggregates_at_cloud"]:
             errors.append("no people-analytics aggregate reached the cloud")
-    return _summary(streams, commands, cloud_summary, camera_summary, errors, workdir)
+    summary = _summary(streams, commands, cloud_summary, camera_summary, errors, workdir)
+    summary.update(part_summaries)
+    return summary
 
 
-def _send_demo_commands(settings: ReceiverSettings, cloud_db: Path, key: Any, commands: dict[str, Any],
-                        errors: list[str], say: Callable[[str], None]) -> None:
+def _prepare_parts(ctx: DemoContext, config_path: Path, skip: frozenset[str]) -> list[DemoPart]:
+    """Build the demo parts not skipped, let each prepare itself and append its TOML to the agent config."""
+    parts: list[DemoPart] = []
+    for factory in PART_FACTORIES:
+        part = factory()
+        if part.name in skip:
+            continue
+        toml: list[str] = []
+        if _guarded(part.name, lambda p=part: toml.append(p.prepare(ctx)), ctx.errors):
+            parts.append(part)
+            if toml[0]:
+                with config_path.open("a") as f:
+                    f.write("\n" + toml[0] + "\n")
+        else:
+            _guarded(part.name, part.close, ctx.errors)
+    return parts
+
+
+def _guarded(name: str, step: Callable[[], Any], errors: list[str]) -> bool:
+    """Run one step of a demo part; a failure is reported, never raised."""
+    try:
+        step()
+        return True
+    except Exception as exc:
+        log.exception("demo part failed", extra={"part": name})
+        errors.append(f"{name}: {type(exc).__name__}: {exc}")
+        return False
+
+
+def _send_command(settings: ReceiverSettings, cloud_db: Path, key: Any, kind: str, body: dict[str, Any],
+                  commands: dict[str, Any], say: Callable[[str], None]) -> dict[str, Any]:
+    """Sign ``kind``/``body`` as the demo cloud, send it, count it and return its result."""
+    cmd = build_command(kind, DEMO_STORE, body, key=key, key_id=DEMO_KEY_ID)
+    commands["sent"] += 1
+    result = send_command(settings, cmd, wait_s=10, db_path=cloud_db) or {"status": "no_result"}
+    status = result.get("status", "no_result")
+    commands["applied"] += status == "applied"
+    commands["results"].append({"kind": kind, "status": status, "reason": result.get("reason")})
+    say(f"command    {kind}: {status}")
+    return result
+
+
+def _send_demo_commands(ctx: DemoContext) -> None:
     plan = [("ping", {"echo": "hello from the cloud"}),
             ("config.update", {"config": {"health": {"interval_s": 0.5}}})]
     for kind, body in plan:
-        cmd = build_command(kind, DEMO_STORE, body, key=key, key_id=DEMO_KEY_ID)
-        commands["sent"] += 1
-        result = send_command(settings, cmd, wait_s=10, db_path=cloud_db)
-        status = (result or {}).get("status", "no_result")
-        commands["applied"] += status == "applied"
-        commands["results"].append({"kind": kind, "status": status, "reason": (result or {}).get("reason")})
-        say(f"command    {kind}: {status}")
-        if status != "applied":
-            errors.append(f"command {kind} not applied: {status} {(result or {}).get('reason') or ''}".strip())
+        result = ctx.send_command(kind, body)
+        if result.get("status") != "applied":
+            ctx.errors.append(f"command {kind} not applied: {result.get('status')} {result.get('reason') or ''}".strip())
 
 
 def _camera_live(agent: Agent) -> dict[str, Any] | None:

@@ -120,6 +120,8 @@ def demo(
     mirror: Annotated[Optional[Path], typer.Option(help="Offline mirror: models under DIR/models, sample media under "
                                                         "DIR/data (env STORE_AGENT_MIRROR).")] = None,
     camera: Annotated[bool, typer.Option("--camera/--no-camera", help="Run the sample camera pipeline.")] = True,
+    skip: Annotated[Optional[list[str]], typer.Option("--skip", help="Leave out a demo part (scale, labels, faces); "
+                                                      "repeatable.")] = None,
 ) -> None:
     """Run broker, reference cloud and agent together on a built-in default; print a summary."""
     from agent.demo import render_summary, run_demo
@@ -127,7 +129,7 @@ def demo(
 
     setup_logging("WARNING")
     summary = run_demo(duration, workdir=workdir, broker_url=broker, protocol=protocol, mirror=mirror, camera=camera,
-                       progress=None if as_json else typer.echo)
+                       progress=None if as_json else typer.echo, skip=frozenset(skip or ()))
     if as_json:
         print_json(summary)
     else:
