@@ -18,6 +18,7 @@ from agent.config.commands_models import CommandsConfig
 from agent.config.device_models import CameraConfig, EslGatewayConfig, ScaleConfig
 from agent.config.vision_models import ModelsConfig, VisionConfig
 from agent.config.env_source import env_source_for
+from agent.config.identity_models import IdentityConfig
 from agent.config.sync_models import SyncConfig, TlsConfig
 
 __all__ = [
@@ -170,6 +171,12 @@ class AgentConfig(BaseSettings):
         default_factory=ModelsConfig,
         title="Models",
         description="Model directory and offline mirror.",
+    )
+    identity: IdentityConfig = Field(
+        default_factory=IdentityConfig,
+        title="Face identification",
+        description="Face pipeline, galleries, visits, retention and alerts; runs only on cameras with "
+        "identification = true.",
     )
 
     @classmethod
