@@ -19,6 +19,7 @@ from agent.config.device_models import CameraConfig, EslGatewayConfig, ScaleConf
 from agent.config.vision_models import ModelsConfig, VisionConfig
 from agent.config.env_source import env_source_for
 from agent.config.identity_models import IdentityConfig
+from agent.config.local_bus_models import LocalBusConfig
 from agent.config.sync_models import SyncConfig, TlsConfig
 
 __all__ = [
@@ -178,6 +179,11 @@ class AgentConfig(BaseSettings):
         description="Face pipeline, galleries, visits, retention and alerts; runs only on cameras with "
         "identification = true.",
     )
+    local_bus: LocalBusConfig = Field(
+        default_factory=LocalBusConfig,
+        title="Local bus",
+        description="The store's local MQTT broker for live messages to screens and staff devices.",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -216,6 +222,11 @@ class AgentConfig(BaseSettings):
     def db_path(self) -> Path:
         """Path of the SQLite database (``data_dir / "agent.db"``)."""
         return self.data_dir / DB_FILENAME
+
+    @property
+    def local_topic_prefix(self) -> str:
+        """Effective local bus prefix: ``local_bus.topic_prefix`` or ``store/{store_id}/local``."""
+        return self.local_bus.topic_prefix.rstrip("/") or f"store/{self.store_id}/local"
 
     @property
     def mqtt_client_id(self) -> str:

@@ -24,6 +24,7 @@ from agent.daemon.supervisor import Supervisor, SupervisorPolicy
 from agent.store import connect, open_store
 from sync.client import SyncClient
 from sync.commands import CommandProcessor
+from sync.local_bus import LocalBus
 from sync.envelope import new_msg_id
 from sync.outbox import Outbox
 from sync.settings import SyncSettings, TlsSettings
@@ -75,12 +76,25 @@ class Agent:
         register_builtin(self.processor, config_path=config_path, boot_id=self.boot_id, started_at=self.started_at,
                          versions=self.versions, on_config=self._queue_reload)
         self.supervisor = Supervisor(SupervisorPolicy(**cfg.supervisor.model_dump()))
+        self.local_bus = self._make_local_bus(cfg)
         self._add_components()
         self._reload: AgentConfig | None = None
         self._reload_lock = threading.Lock()
         self.stop_event = threading.Event()
 
     # -- composition -------------------------------------------------------------------------------
+    @staticmethod
+    def _make_local_bus(cfg: AgentConfig) -> LocalBus | None:
+        """The store's local MQTT bus (started by :meth:`run`), or None when ``[local_bus]`` is disabled."""
+        if not cfg.local_bus.enabled:
+            return None
+        from agent.config import parse_broker_url
+
+        address = parse_broker_url(cfg.local_bus.broker)
+        return LocalBus(address.host, address.port, client_id=f"{cfg.mqtt_client_id}-local",
+                        topic_prefix=cfg.local_topic_prefix, protocol=cfg.local_bus.protocol,
+                        max_queued=cfg.local_bus.max_queued)
+
     def _add_components(self) -> None:
         if self.config.sync.enabled:
             self.supervisor.add("sync", lambda: SyncClient(
@@ -175,6 +189,8 @@ class Agent:
                 signal.signal(sig, lambda *_: stop.set())
         control = ControlServer(self.config.data_dir / SOCKET_NAME, {"status": self.status})
         control.start()
+        if self.local_bus is not None:
+            self.local_bus.start()
         self.supervisor.start()
         log.info("agent started", extra={"store_id": self.config.store_id, "boot_id": self.boot_id})
         try:
@@ -183,6 +199,8 @@ class Agent:
         finally:
             t0 = time.monotonic()
             clean = self._stop_components(self.config.supervisor.stop_timeout_s)
+            if self.local_bus is not None:
+                self.local_bus.close()
             control.close()
             with self._read_lock:
                 self._read_conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -222,6 +240,7 @@ class Agent:
                               "shed": s["shed"], "priority": s["priority"]} for name, s in streams.items()},
             "last_successful_sync": last_sync, "broker_connected": bool(sync.get("connected")),
             "broker": sync.get("broker"), "commands": dict(self.processor.counts),
+            "local_bus": self.local_bus.status() if self.local_bus is not None else None,
         }
 
     def close(self) -> None:
