@@ -5,6 +5,7 @@ detector, ROI filter, tracker, analytics. The live pipeline and ``replay`` share
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +61,9 @@ class FrameProcessor:
         self.last_ids = np.zeros((0,), np.int64)
         self.last_boxes = np.zeros((0, 4), np.float64)
         self.counts = {"frames": 0, "detections": 0, "inferences": 0, "gated": 0, "rate_skipped": 0}
+        #: Optional identity step ``(image, ts, track_ids, pixel_boxes) -> None`` on detected frames; set only for
+        #: cameras with identification on (``agent.identity.pipeline.build_identity_hook``). Counting never uses it.
+        self.identity: Callable[[np.ndarray, float, np.ndarray, np.ndarray], None] | None = None
         self.inference_s = 0.0
 
     def process(self, frame: Frame) -> FrameResult:
@@ -88,6 +92,8 @@ class FrameProcessor:
         scale = np.array([width, height, width, height], np.float64)
         self.last_ids = np.asarray(tracks.ids, np.int64)
         self.last_boxes = np.clip(np.asarray(tracks.boxes, np.float64) / scale, 0.0, 1.0)
+        if self.identity is not None:
+            self.identity(frame.image, frame.ts, self.last_ids, np.asarray(tracks.boxes, np.float64))
         events = self.analytics.update(frame.ts, self.last_ids, self.last_boxes)
         return FrameResult(events=events, detected=True, tracks=len(self.last_ids))
 
