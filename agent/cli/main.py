@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from agent import __version__
-from agent.cli import bench_cmd, cloud_cmd, config_cmd, eval_cmd, keys_cmd, models_cmd, sync_cmd, vision_cmd
+from agent.cli import (bench_cmd, cloud_cmd, config_cmd, esl_cmd, eval_cmd, keys_cmd, models_cmd, prices_cmd,
+                       sync_cmd, vision_cmd)
 from agent.cli.common import DEFAULT_CONFIG, ConfigOption, JsonOption, load_or_exit, print_json
 
 app = typer.Typer(help="Store Edge Agent: the per-store edge daemon and its tools.", no_args_is_help=True,
@@ -22,6 +23,8 @@ app.add_typer(bench_cmd.app, name="bench")
 app.add_typer(eval_cmd.app, name="eval")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(vision_cmd.report_app, name="report")
+app.add_typer(prices_cmd.app, name="prices")
+app.add_typer(esl_cmd.app, name="esl")
 app.command("replay")(vision_cmd.replay)
 
 

@@ -21,6 +21,7 @@ from agent.config import AgentConfig, load_config, read_secret
 from agent.daemon.control import SOCKET_NAME, ControlServer
 from agent.daemon.health import HealthReporter
 from agent.daemon.supervisor import Supervisor, SupervisorPolicy
+from agent.pricebook import register_pricebook
 from agent.store import connect, open_store
 from sync.client import SyncClient
 from sync.commands import CommandProcessor
@@ -75,6 +76,9 @@ class Agent:
             max_bytes=cfg.commands.max_bytes, max_clock_skew_s=cfg.commands.max_clock_skew_s)
         register_builtin(self.processor, config_path=config_path, boot_id=self.boot_id, started_at=self.started_at,
                          versions=self.versions, on_config=self._queue_reload)
+        #: Called with the result of each committed price.update (e.g. to wake the shelf-label reconciler).
+        self.pricebook_listeners: list[Any] = []
+        register_pricebook(self.processor, on_change=lambda result: [fn(result) for fn in self.pricebook_listeners])
         self.supervisor = Supervisor(SupervisorPolicy(**cfg.supervisor.model_dump()))
         self.local_bus = self._make_local_bus(cfg)
         self._add_components()

@@ -4,6 +4,7 @@ A component is a name and a list of SQL scripts; script *i* (0-based) is version
 their component here (e.g. ``identity``, ``esl``) — never edit a released script, append a new one.
 """
 
+from agent.pricebook import schema as pricebook_schema
 from sync import schema as sync_schema
 
 AGENT_MIGRATIONS: list[str] = [
@@ -42,4 +43,5 @@ AGENT_MIGRATIONS: list[str] = [
 COMPONENTS: dict[str, list[str]] = {
     "sync": sync_schema.MIGRATIONS,
     "agent": AGENT_MIGRATIONS,
+    "pricebook": pricebook_schema.MIGRATIONS,
 }
