@@ -1,0 +1,1 @@
+"""Electronic shelf labels: data model, rendering, gateway backends and simulators."""

@@ -1,0 +1,1 @@
+"""Simulated shelf-label gateways for tests, the demo and benchmarks."""
