@@ -24,4 +24,11 @@ def _video(name: str, filename: str, sha256: str, size: int) -> ModelSpec:
 SAMPLES: dict[str, ModelSpec] = {
     "worker-zone-video": _video("worker-zone-video", "worker-zone-detection.gif",
                                 "258a1df000dfdb488f2992ecc02ed262e7ecf03f638c3f5d1736b26718783447", 3285006),
+    #: Face identity demo and benchmark: a woman and a man seated facing the camera, turning their heads (56 frames,
+    #: 4.7 s; faces 55-85 px).
+    "faces-video": _video("faces-video", "head-pose-face-detection-female-and-male.gif",
+                          "f51c743e43848014811ad5f3daddc417754cdeb55a16d46002e0d2ccd4541b0f", 2258640),
+    #: Two people walking towards the camera down a corridor (35 frames, 2.9 s; faces only 12-28 px).
+    "faces-walking-video": _video("faces-walking-video", "face-demographics-walking.gif",
+                                  "d85689169bdf1735b75c31b5cdf985f25a3fa92a6448e25f529f655002f22b3c", 1222837),
 }

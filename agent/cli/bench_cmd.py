@@ -80,3 +80,63 @@ def bench_pipeline(
     else:
         for key, value in result.items():
             typer.echo(f"{key:<22} {value}")
+
+
+@app.command("identity")
+def bench_identity(
+    faces: Annotated[Optional[Path], typer.Option(help="Time the face pipeline on photos of this folder-per-"
+                                                  "identity directory instead of head crops of the sample "
+                                                  "video.", exists=True, file_okay=False)] = None,
+    video: Annotated[Optional[Path], typer.Option(help="Video for the head crops; default: the faces-video "
+                                                  "sample, installed into the model directory.")] = None,
+    sizes: Annotated[str, typer.Option(help="Comma-separated gallery sizes.")] = "10000,100000,1000000",
+    queries: Annotated[int, typer.Option(min=10, help="Queries per gallery size.")] = 200,
+    model_dir: Annotated[Optional[Path], typer.Option("--model-dir", help="Model directory (default: config "
+                                                      "models.dir).")] = None,
+    mirror: Annotated[Optional[Path], typer.Option(help="Install the face models from this mirror first.")] = None,
+    media_mirror: Annotated[Optional[Path], typer.Option("--media-mirror", help="Install the sample video from "
+                                                         "this directory (laid out as videos/<file>, e.g. "
+                                                         "../shared/data) instead of its upstream URL.")] = None,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="Inference threads (default: config "
+                                                   "vision.inference_threads).")] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+    as_json: JsonOption = False,
+) -> None:
+    """faiss search latency per query on galleries of synthetic identities (exact below identity.ann_min_size,
+    IVF above) and the per-face detect + align + embed time."""
+    from agent.config.identity_models import IdentityConfig
+    from agent.identity.bench import head_crops_from_video, photos_for_bench, run_identity_bench
+    from agent.identity.pipeline import FacePipeline
+    from models.registry import REGISTRY, ModelError, install
+    from models.samples import SAMPLES
+
+    cfg = load_or_exit(config) if (config != DEFAULT_CONFIG or DEFAULT_CONFIG.exists()) else None
+    identity = cfg.identity if cfg else IdentityConfig()
+    model_dir = model_dir or (cfg.models.dir if cfg else Path("/var/lib/store-agent/models"))
+    mirror = mirror or (cfg.models.mirror if cfg else None)
+    threads = threads or (cfg.vision if cfg else VisionConfig()).inference_threads
+    try:
+        size_list = tuple(int(s) for s in sizes.split(",") if s.strip())
+    except ValueError:
+        typer.echo(f"--sizes: expected comma-separated integers, got {sizes!r}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        for name in (identity.face_detector, identity.face_embedder):
+            if mirror is not None and name in REGISTRY:
+                install(name, model_dir, mirror=mirror)
+        pipeline = FacePipeline.from_config(identity, model_dir, threads=threads)
+        if faces is not None:
+            images = photos_for_bench(faces, 100)
+        else:
+            video = video or install(SAMPLES["faces-video"], model_dir, mirror=media_mirror)
+            images = head_crops_from_video(video, pipeline, 100)
+        result = run_identity_bench(pipeline, images, sizes=size_list, dim=identity.embedding_dim,
+                                    queries=queries, ann_min_size=identity.ann_min_size, nprobe=identity.ann_nprobe)
+    except (ModelError, ValueError, OSError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    if as_json:
+        print_json({"search_ms": result["search_ms"], "face_pipeline_ms": result["face_pipeline_ms"]})
+    else:
+        for key, value in result.items():
+            typer.echo(f"{key:<18} {value}")

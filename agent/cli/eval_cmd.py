@@ -134,3 +134,53 @@ def eval_counting(
     typer.echo(f"targets met: {t['met']} (gross error {t['counting_gross_error']} ≤ {t['counting_gross_error_max']}, "
                f"dwell median {t['dwell_median_abs_error_s']} s ≤ {t['dwell_median_abs_error_max_s']} s, "
                f"visit counts equal: {t['visit_counts_equal']})")
+
+
+@app.command("faces")
+def eval_faces(
+    directory: Annotated[Path, typer.Argument(help="One folder per identity with its photos (e.g. "
+                                                   "../shared/data/faces).", exists=True, file_okay=False)],
+    model_dir: Annotated[Optional[Path], typer.Option("--model-dir", help="Model folder; default: the config's "
+                                                                          "models.dir.")] = None,
+    mirror: Annotated[Optional[Path], typer.Option(help="Install the face models from this mirror directory "
+                                                        "first (offline boxes, tests).")] = None,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="Inference threads; default: the config's "
+                                                               "vision.inference_threads.")] = None,
+    threshold: Annotated[Optional[float], typer.Option(min=-1.0, max=1.0, help="Match threshold for the "
+                                                       "open-set rate; default: identity.match_threshold.")] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+    as_json: JsonOption = False,
+) -> None:
+    """Face verification TAR at FAR 1e-2 / 1e-3 over all pairs, rank-1 identification (gallery = first photo
+    per identity) and the open-set false-accept rate with a third of the identities left out, at the configured
+    threshold; the configured face detector and embedder, crops in memory only."""
+    from agent.config.identity_models import IdentityConfig
+    from agent.config.vision_models import ModelsConfig, VisionConfig
+    from agent.identity.eval_faces import evaluate_faces
+    from agent.identity.pipeline import FacePipeline
+    from models.spec import ModelError
+
+    cfg = load_or_exit(config) if (config != DEFAULT_CONFIG or DEFAULT_CONFIG.exists()) else None
+    identity = cfg.identity if cfg else IdentityConfig()
+    models = cfg.models if cfg else ModelsConfig()
+    model_dir = model_dir or models.dir
+    mirror = mirror or models.mirror
+    threads = threads or (cfg.vision if cfg else VisionConfig()).inference_threads
+    threshold = identity.match_threshold if threshold is None else threshold
+    try:
+        if mirror is not None:
+            from models.registry import REGISTRY, install
+
+            for name in (identity.face_detector, identity.face_embedder):
+                if name in REGISTRY:
+                    install(name, model_dir, mirror=mirror)
+        pipeline = FacePipeline.from_config(identity, model_dir, threads=threads)
+        result = evaluate_faces(directory, pipeline, threshold)
+    except (ValueError, ModelError, OSError) as exc:
+        typer.echo(f"evaluation failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    if as_json:
+        print_json(result)
+        return
+    for key, value in result.items():
+        typer.echo(f"{key:<24} {value}")
