@@ -11,6 +11,8 @@ Two groups of fields live here:
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from agent.config.base import Section
@@ -77,3 +79,54 @@ class IdentityConfig(Section):
                                    "same person (visitor re-identification, eval faces open-set rate).")
 
     # --- galleries, visits, retention, alerts (gallery/store side) ------------------------------------------
+    embedding_key_file: Path | None = Field(
+        default=None, title="Embedding key file",
+        description="File holding the AES-256 key (base64) that encrypts face embeddings at rest; a relative path "
+        "is read from $CREDENTIALS_DIRECTORY (systemd LoadCredential=). Required when any camera has "
+        "identification = true. Create one with `store-agent identities init-key PATH`.")
+    embedding_dim: int = Field(default=128, ge=16, le=4096, title="Embedding dimension",
+                               description="Length of the embedder's output vector (MobileFaceNet: 128); "
+                               "watchlist entries of another length are rejected.")
+    watchlist_threshold: float = Field(default=0.45, ge=-1.0, le=1.0, title="Watchlist threshold (cosine)",
+                                       description="Similarity at or above which a face is reported as a "
+                                       "possible watchlist/VIP match (kept a little above match_threshold: an "
+                                       "alert costs a person's attention).")
+    ann_min_size: int = Field(default=50_000, ge=1_000, le=100_000_000, title="ANN above this size",
+                              description="A gallery with more embeddings than this is searched with an IVF "
+                              "(approximate) faiss index instead of the exact flat index.")
+    ann_nprobe: int = Field(default=32, ge=1, le=4096, title="IVF cells probed",
+                            description="Cells an IVF search visits: higher is more exact and slower.")
+    max_embeddings_per_identity: int = Field(default=5, ge=1, le=50, title="Embeddings kept per identity",
+                                             description="A returning visitor's better faces are added up to "
+                                             "this many per identity.")
+    retention_days: float = Field(default=30.0, gt=0, le=3650, title="Visitor retention (days)",
+                                  description="Visitors not seen for this long are deleted by the agent itself "
+                                  "(embeddings, visits), also while offline.")
+    purge_interval_s: float = Field(default=3600.0, ge=1.0, le=86_400.0, title="Purge interval (s)",
+                                    description="How often the retention purge and watchlist expiry run.")
+    session_gap_s: float = Field(default=1800.0, ge=0.0, le=86_400.0, title="Session gap (s)",
+                                 description="Sightings of one person closer than this belong to one visit.")
+    regular_visits: int = Field(default=3, ge=2, le=1000, title="Visits to be a regular",
+                                description="A visitor with at least this many visits within regular_window_days "
+                                "is reported as `regular`.")
+    regular_window_days: float = Field(default=30.0, gt=0, le=3650, title="Regular window (days)",
+                                       description="Window in which visits count towards regular_visits.")
+    scalper_entries_per_day: int = Field(default=0, ge=0, le=1000, title="Scalper rule: entries per day",
+                                         description="A visitor entering this many times in one day is put on the "
+                                         "local scalper watchlist (0 = rule off).")
+    scalper_watch_days: float = Field(default=7.0, gt=0, le=365, title="Scalper watch (days)",
+                                      description="Expiry of a watchlist entry created by the scalper rule.")
+    alert_on_vip: bool = Field(default=True, title="Alert on VIP",
+                               description="A VIP match alerts staff like a watchlist match.")
+    alert_local_bus: bool = Field(default=True, title="Alerts on the local bus",
+                                  description="Publish alerts on the local bus (suffix alerts/identity) when "
+                                  "[local_bus] is enabled.")
+    alert_webhook_url: str = Field(default="", title="Alert webhook URL",
+                                   description="http(s) URL that receives each alert as a JSON POST; empty = none.")
+    alert_webhook_timeout_s: float = Field(default=2.0, gt=0, le=30, title="Webhook timeout (s)",
+                                           description="Per-request timeout of the webhook; the pipeline never "
+                                           "waits for it.")
+    share_embeddings_with_cloud: bool = Field(
+        default=False, title="Share embeddings with the cloud",
+        description="Put embeddings in up-going events (cross-store matching). Off: the cloud receives "
+        "pseudonymous ids and match events only.")

@@ -1,0 +1,384 @@
+"""``IdentityService``: the one entry point of the face pipeline into galleries, visits, watchlists and alerts.
+
+Contract (called by ``agent/identity/pipeline.py`` once per track decision, from camera threads)::
+
+    decision = service.observe(camera, track_id, embedding (D,) float32, quality 0-1, ts)
+    service.end_track(camera, track_id, ts, zones=["fresh", ...], dwell_s=42.0)   # optional, at track end
+
+``Decision.kind`` is one of ``new | returning | regular`` (anonymous visitor: ``gallery == "visitor"``,
+``status`` repeats the visit status), ``member | vip | staff | watchlist`` (enrolled galleries) or ``optout``.
+``visitor_id`` is the pseudonymous id the decision is about (None for ``optout``); ``score`` the cosine
+similarity of the match (None for a new face). Calling ``observe`` again for the same track re-decides: a track
+first seen as a new visitor that now matches someone else is merged into them.
+
+Privacy enforced here: an opt-out match writes nothing and emits nothing; staff are never recorded as visits;
+embeddings are encrypted before they touch the database and leave the box only when
+``share_embeddings_with_cloud`` is set; watchlist/VIP alerts say "possible match" with the score and wait for
+a person's confirm/dismiss (:meth:`decide_alert`).
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import logging
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agent.config.identity_models import IdentityConfig
+from agent.identity import repository as repo
+from agent.identity.alerts import DECISION_SUFFIX, AlertDispatcher, alert_message
+from agent.identity.crypto import EmbeddingCipher
+from agent.identity.gallery import normalise
+from agent.identity.galleries import GallerySet, Match, Member
+from agent.identity.visits import VisitPolicy, record_sighting, scalper_triggered
+from sync.outbox import Outbox, OutboxItem
+from sync.sqlite import connect
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Decision", "IdentityService"]
+
+_TRACK_MEMORY = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of one track decision (see the module doc)."""
+
+    kind: str
+    visitor_id: str | None
+    score: float | None
+    gallery: str | None
+    status: str | None = None  # new | returning | regular for visitors and members/VIPs with visits
+    watchlist_kind: str | None = None
+    alert_id: str | None = None
+    visit_id: int | None = None
+
+    @property
+    def customer(self) -> bool:
+        """Whether this person counts in customer figures (staff and opt-outs do not)."""
+        return self.kind not in ("staff", "optout")
+
+
+class IdentityService:
+    """Galleries in faiss over the encrypted store; thread-safe (one lock around decisions and changes)."""
+
+    def __init__(self, cfg: IdentityConfig, db_path: Path, cipher: EmbeddingCipher, outbox: Outbox, *,
+                 alerts: AlertDispatcher | None = None, clock: Any = time.time) -> None:
+        self.cfg = cfg
+        self.db_path = db_path
+        self.cipher = cipher
+        self.outbox = outbox
+        self.alerts = alerts
+        self.clock = clock
+        self.dim = cfg.embedding_dim
+        self.policy = VisitPolicy(cfg.session_gap_s, cfg.regular_visits, cfg.regular_window_days,
+                                  cfg.scalper_entries_per_day)
+        self.thresholds = {g: cfg.match_threshold for g in repo.GALLERIES}
+        self.thresholds.update(watchlist=cfg.watchlist_threshold, vip=cfg.watchlist_threshold)
+        self.galleries = GallerySet(self.dim, ann_min_size=cfg.ann_min_size, nprobe=cfg.ann_nprobe)
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        self._tracks: collections.OrderedDict[tuple[str, int], Decision] = collections.OrderedDict()
+        self._refreshed_at = 0.0
+        self.counts = {"observed": 0, "new": 0, "matched": 0, "optout": 0, "alerts": 0, "purged": 0}
+        self.load()
+
+    # -- connections / loading -----------------------------------------------------------------------
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection to the store."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = connect(self.db_path)
+        return conn
+
+    def close(self) -> None:
+        """Close this thread's connection and stop the alert thread."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+        if self.alerts is not None:
+            self.alerts.close()
+
+    def load(self) -> None:
+        """(Re)build every gallery from the encrypted store."""
+        with self._lock:
+            self._refreshed_at = self.clock()
+            self.galleries = GallerySet(self.dim, ann_min_size=self.cfg.ann_min_size, nprobe=self.cfg.ann_nprobe)
+            for row in repo.list_identities(self.conn):
+                self._remember(row)
+
+    def _remember(self, row: repo.IdentityRow) -> None:
+        vectors = [v for _, _, _, v in repo.load_embeddings(self.conn, self.cipher, identity_id=row.id)]
+        vectors = [v for v in vectors if v.shape == (self.dim,)]
+        member = Member(row.id, row.gallery, row.kind, row.reason, row.expires_at)
+        self.galleries.remove(row.id)
+        self.galleries.add(member, np.stack(vectors) if vectors else np.zeros((0, self.dim), np.float32))
+
+    def reload(self, identity_ids: list[str]) -> None:
+        """Bring the in-memory galleries in step with the store for these ids (after a command or the CLI)."""
+        with self._lock:
+            for identity_id in identity_ids:
+                row = repo.get_identity(self.conn, identity_id)
+                if row is None:
+                    self.galleries.remove(identity_id)
+                    self._forget_tracks(identity_id)
+                else:
+                    self._remember(row)
+
+    def refresh(self) -> int:
+        """Pick up changes other processes made (CLI enrol/forget): identities updated and tombstones added
+        since the last refresh. Returns how many ids were reloaded."""
+        with self._lock:
+            since, self._refreshed_at = self._refreshed_at - 2.0, self.clock()
+            ids = [r[0] for r in self.conn.execute("SELECT id FROM identities WHERE updated_at >= ?", (since,))]
+            ids += [r[0] for r in self.conn.execute("SELECT id FROM identity_tombstones WHERE deleted_at >= ?",
+                                                    (since,))]
+            self.reload(list(dict.fromkeys(ids)))
+            return len(ids)
+
+    def attach_bus(self, bus: Any) -> None:
+        """Accept confirm/dismiss decisions from staff devices on the local bus (``alerts/identity/decision``,
+        payload ``{"alert_id": ..., "decision": "confirm"|"dismiss", "by": "..."}``)."""
+
+        def on_decision(suffix: str, payload: dict[str, Any]) -> None:
+            alert_id, decision = payload.get("alert_id"), payload.get("decision")
+            if not isinstance(alert_id, str) or decision not in ("confirm", "dismiss"):
+                log.warning("ignoring a malformed alert decision on the local bus")
+                return
+            self.decide_alert(alert_id, decision, actor=f"local:{payload.get('by') or 'staff-device'}")
+
+        bus.subscribe(DECISION_SUFFIX, on_decision)
+
+    # -- deciding ---------------------------------------------------------------------------------------
+    def observe(self, camera: str, track_id: int, embedding: np.ndarray, quality: float, ts: float,
+                *, zones: list[str] | None = None) -> Decision:
+        """Decide who the face of one track is, record the visit and raise alerts (see the module doc)."""
+        vector = np.asarray(embedding, np.float32).reshape(-1)
+        if vector.shape != (self.dim,) or not np.all(np.isfinite(vector)):
+            raise ValueError(f"embedding must be {self.dim} finite floats, got shape {vector.shape}")
+        vector = normalise(vector)[0]
+        key = (camera, int(track_id))
+        with self._lock:
+            self.counts["observed"] += 1
+            prev = self._tracks.get(key)
+            created_here = frozenset({prev.visitor_id}) if prev and prev.kind == "new" and prev.visitor_id else frozenset()
+            match = self._match(vector, ts, exclude=created_here)
+            if prev is not None and not self._should_redecide(prev, match):
+                if prev.kind == "new" and prev.visitor_id and match is None:
+                    self._add_face(prev.visitor_id, vector, quality)
+                return prev
+            decision = self._decide(camera, track_id, vector, quality, ts, match, zones, undo=created_here)
+            self._tracks[key] = decision
+            self._tracks.move_to_end(key)
+            while len(self._tracks) > _TRACK_MEMORY:
+                self._tracks.popitem(last=False)
+            return decision
+
+    def _match(self, vector: np.ndarray, now: float, exclude: frozenset[str]) -> Match | None:
+        while True:
+            match = self.galleries.best(vector, now=now, thresholds=self.thresholds, exclude=exclude)
+            if match is None or repo.get_identity(self.conn, match.member.id) is not None:
+                return match
+            self.galleries.remove(match.member.id)  # deleted by another process (CLI forget): never match it
+
+    @staticmethod
+    def _should_redecide(prev: Decision, match: Match | None) -> bool:
+        if match is None:
+            return False
+        if prev.kind == "new":
+            return match.member.id != prev.visitor_id
+        order = repo.GALLERIES
+        return (match.member.id != prev.visitor_id and prev.gallery in order
+                and order.index(match.member.gallery) < order.index(prev.gallery))
+
+    def _decide(self, camera: str, track_id: int, vector: np.ndarray, quality: float, ts: float,
+                match: Match | None, zones: list[str] | None, undo: frozenset[str]) -> Decision:
+        conn = self.conn
+        alerts: list[dict[str, Any]] = []
+        added: list[tuple[Member, np.ndarray]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for identity_id in undo:  # this track's provisional new visitor turned out to be someone else
+                repo.delete_identity(conn, identity_id)
+            decision, items = self._apply(conn, camera, track_id, vector, quality, ts, match, zones, alerts, added)
+            if items:
+                self.outbox.enqueue_in(conn, items)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        for identity_id in undo:
+            self.galleries.remove(identity_id)
+        for member, vecs in added:
+            self.galleries.add(member, vecs)
+        for payload in alerts:
+            self.counts["alerts"] += 1
+            if self.alerts is not None:
+                self.alerts.send(payload)
+        return decision
+
+    def _apply(self, conn: sqlite3.Connection, camera: str, track_id: int, vector: np.ndarray, quality: float,
+               ts: float, match: Match | None, zones: list[str] | None, alerts: list[dict[str, Any]],
+               added: list[tuple[Member, np.ndarray]]) -> tuple[Decision, list[OutboxItem]]:
+        if match is not None and match.member.gallery == "optout":
+            self.counts["optout"] += 1  # suppress everything: no visit, no event, no audit line
+            return Decision("optout", None, match.score, "optout"), []
+        if match is not None and match.member.gallery == "staff":
+            self.counts["matched"] += 1
+            return Decision("staff", match.member.id, match.score, "staff"), []
+        if match is not None and match.member.gallery == "watchlist":
+            self.counts["matched"] += 1
+            return self._hit(conn, camera, track_id, vector, ts, match.member, match.score, alerts)
+        if match is None:
+            self.counts["new"] += 1
+            member = Member(repo.new_id(), "visitor")
+            repo.insert_identity(conn, self.cipher, identity_id=member.id, gallery="visitor",
+                                 embeddings=[(vector, quality)], last_seen=ts, now=ts)
+            added.append((member, vector[None, :]))
+            score = None
+        else:
+            self.counts["matched"] += 1
+            member, score = match.member, match.score
+            if self.galleries.count(member.id) < self.cfg.max_embeddings_per_identity and member.gallery == "visitor":
+                repo.add_embedding(conn, self.cipher, member.id, vector, quality)
+                added.append((member, vector[None, :]))
+        outcome = record_sighting(conn, member.id, camera, ts, self.policy, zones=zones)
+        kind = outcome.status if member.gallery == "visitor" else member.gallery
+        decision = Decision(kind, member.id, score, member.gallery, outcome.status, visit_id=outcome.visit_id)
+        items: list[OutboxItem] = []
+        if outcome.new_visit:
+            body = {"visitor_id": member.id, "kind": kind, "gallery": member.gallery, "status": outcome.status,
+                    "camera": camera, "ts": ts, "score": _round(score), "visits": outcome.visits}
+            items.append(OutboxItem("events/visitor", self._with_embedding(body, vector), event_ts=ts))
+        if member.gallery == "vip" and self.cfg.alert_on_vip and outcome.new_visit:
+            hit, hit_items = self._hit(conn, camera, track_id, vector, ts, member, score or 0.0, alerts)
+            decision = replace(decision, alert_id=hit.alert_id)
+            items += hit_items
+        if member.gallery == "visitor" and scalper_triggered(outcome, self.policy):
+            entry = self._scalper_entry(conn, member.id, vector, quality, ts, outcome.entries_today, added)
+            items.append(OutboxItem("events/scalper_detected", {
+                "visitor_id": member.id, "watchlist_id": entry.id, "entries_today": outcome.entries_today,
+                "camera": camera, "ts": ts}, event_ts=ts))
+            hit, hit_items = self._hit(conn, camera, track_id, vector, ts, entry, 1.0, alerts)
+            return replace(hit, visit_id=outcome.visit_id, status=outcome.status), items + hit_items
+        return decision, items
+
+    def _hit(self, conn: sqlite3.Connection, camera: str, track_id: int, vector: np.ndarray, ts: float,
+             member: Member, score: float, alerts: list[dict[str, Any]]) -> tuple[Decision, list[OutboxItem]]:
+        """A watchlist/VIP match: alert row, audit line, staff alert and ``events/watchlist_hit``."""
+        alert_id = repo.new_id()
+        conn.execute("INSERT INTO identity_alerts(id, identity_id, gallery, kind, camera, ts, score)"
+                     " VALUES (?,?,?,?,?,?,?)", (alert_id, member.id, member.gallery, member.kind, camera, ts, score))
+        repo.audit(conn, "hit", identity_id=member.id, gallery=member.gallery,
+                   detail={"alert_id": alert_id, "camera": camera, "score": _round(score), "kind": member.kind},
+                   now=ts)
+        payload = {"alert_id": alert_id, "type": "possible_match", "match": "possible",
+                   "message": alert_message(member.gallery, member.kind, score), "gallery": member.gallery,
+                   "watchlist_kind": member.kind, "identity_id": member.id, "reason": member.reason,
+                   "score": _round(score), "camera": camera, "track_id": int(track_id), "ts": ts,
+                   "needs_confirmation": True}
+        alerts.append(payload)
+        stream = "events/watchlist_hit" if member.gallery == "watchlist" else "events/vip_hit"
+        body = {k: payload[k] for k in ("alert_id", "match", "gallery", "watchlist_kind", "identity_id", "score",
+                                         "camera", "ts")}
+        kind = "watchlist" if member.gallery == "watchlist" else member.gallery
+        decision = Decision(kind, member.id, score, member.gallery, watchlist_kind=member.kind, alert_id=alert_id)
+        return decision, [OutboxItem(stream, self._with_embedding(body, vector), event_ts=ts)]
+
+    def _scalper_entry(self, conn: sqlite3.Connection, visitor_id: str, vector: np.ndarray, quality: float,
+                       ts: float, entries: int, added: list[tuple[Member, np.ndarray]]) -> Member:
+        vectors = [v for _, _, _, v in repo.load_embeddings(conn, self.cipher, identity_id=visitor_id)] or [vector]
+        member = Member(repo.new_id(), "watchlist", "scalper", f"{entries} entries in one day",
+                        ts + self.cfg.scalper_watch_days * 86400.0)
+        repo.insert_identity(conn, self.cipher, identity_id=member.id, gallery="watchlist", kind="scalper",
+                             reason=member.reason, source="edge:scalper-rule", expires_at=member.expires_at,
+                             embeddings=[(v, quality) for v in vectors], now=ts)
+        repo.audit(conn, "watchlist_add", identity_id=member.id, gallery="watchlist", actor="rule:scalper",
+                   detail={"visitor_id": visitor_id, "entries_today": entries}, now=ts)
+        added.append((member, np.stack(vectors)))
+        return member
+
+    def _add_face(self, identity_id: str, vector: np.ndarray, quality: float) -> None:
+        if self.galleries.count(identity_id) >= self.cfg.max_embeddings_per_identity:
+            return
+        conn = self.conn
+        with conn:
+            repo.add_embedding(conn, self.cipher, identity_id, vector, quality)
+        member = self.galleries.members.get(identity_id)
+        if member is not None:
+            self.galleries.add(member, vector[None, :])
+
+    def _with_embedding(self, body: dict[str, Any], vector: np.ndarray) -> dict[str, Any]:
+        if self.cfg.share_embeddings_with_cloud:
+            body = {**body, "embedding_b64": base64.b64encode(vector.astype("<f4").tobytes()).decode()}
+        return body
+
+    def _forget_tracks(self, identity_id: str) -> None:
+        for key in [k for k, d in self._tracks.items() if d.visitor_id == identity_id]:
+            del self._tracks[key]
+
+    # -- track end, alerts, retention ---------------------------------------------------------------
+    def end_track(self, camera: str, track_id: int, ts: float, *, zones: list[str] | None = None,
+                  dwell_s: float | None = None) -> None:
+        """Add the zones visited and dwell of a finished track to its visit record."""
+        with self._lock:
+            decision = self._tracks.pop((camera, int(track_id)), None)
+            if decision is None or decision.visit_id is None:
+                return
+            with self.conn:
+                repo.update_visit(self.conn, decision.visit_id, last_seen=ts, zones=zones, dwell_s=dwell_s)
+
+    def decide_alert(self, alert_id: str, decision: str, *, actor: str) -> bool:
+        """Record a person's confirm/dismiss of an alert (audit + ``events/watchlist_decision``)."""
+        from agent.identity.audit import record_alert_decision
+
+        conn = self.conn
+        with self._lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                item = record_alert_decision(conn, alert_id, decision, actor=actor, now=self.clock())
+                if item is not None:
+                    self.outbox.enqueue_in(conn, [item])
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return item is not None
+
+    def purge(self, now: float | None = None) -> int:
+        """Delete visitors past retention and expired watchlist entries, from the store and from memory."""
+        now = self.clock() if now is None else now
+        with self._lock:
+            conn = self.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                gone = repo.purge_expired(conn, now=now, retention_s=self.cfg.retention_days * 86400.0)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            for identity_id, _ in gone:
+                self.galleries.remove(identity_id)
+                self._forget_tracks(identity_id)
+            self.counts["purged"] += len(gone)
+            return len(gone)
+
+    def status(self) -> dict[str, Any]:
+        """Gallery sizes and counters."""
+        with self._lock:
+            sizes = self.galleries.sizes()
+        return {"galleries": sizes, **self.counts}
+
+
+def _round(score: float | None) -> float | None:
+    return None if score is None else round(float(score), 4)
