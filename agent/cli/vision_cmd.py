@@ -51,6 +51,11 @@ def replay(
     fps: Annotated[Optional[float], typer.Option(help="Frame rate of a frame directory (default: seqinfo.ini or 10).")] = None,
     events: Annotated[Optional[Path], typer.Option("--events", help="Write every event as JSON lines here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
+    identification: Annotated[bool, typer.Option("--identification", help="Identify faces (as a camera with "
+                                                 "identification = true would) against an empty temporary "
+                                                 "store; adds the identity key to the summary.")] = False,
+    true_people: Annotated[Optional[int], typer.Option("--true-people", min=0, help="True number of people in "
+                                                       "the video, reported next to the visitor ids created.")] = None,
 ) -> None:
     """Run a recorded video through the full pipeline as fast as possible and print counts and dwell."""
     from agent.vision.replay import replay as run_replay
@@ -73,16 +78,26 @@ def replay(
         "zones": [*cam.analytics.zones, *(parse_zone(t) for t in zone or [])],
         **({"detector": detector} if detector else {}),
     })
-    cam = cam.model_copy(update={"analytics": analytics})
+    cam = cam.model_copy(update={"analytics": analytics, **({"identification": True} if identification else {})})
     vision = cfg.vision if cfg else None
     model_dir = model_dir or (cfg.models.dir if cfg else Path("/var/lib/store-agent/models"))
     mirror = mirror or (cfg.models.mirror if cfg else None)
     try:
-        if mirror is not None:
-            install(analytics.detector, model_dir, mirror=mirror)
+        from agent.config.identity_models import IdentityConfig
         from agent.config.vision_models import VisionConfig
 
-        summary = run_replay(source, cam, vision or VisionConfig(), model_dir, events_out=events, fps=fps)
+        identity_cfg = cfg.identity if cfg else IdentityConfig()
+        if mirror is not None:
+            install(analytics.detector, model_dir, mirror=mirror)
+            if cam.identification:
+                for name in (identity_cfg.face_detector, identity_cfg.face_embedder):
+                    install(name, model_dir, mirror=mirror)
+        summary = run_replay(source, cam, vision or VisionConfig(), model_dir, events_out=events, fps=fps,
+                             identity_cfg=identity_cfg)
+        if "identity" in summary and true_people is not None:
+            ids = summary["identity"]["visitor_ids"]
+            summary["identity"].update(true_people=true_people, extra_ids=max(0, ids - true_people),
+                                       missing_ids=max(0, true_people - ids))
     except ModelError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc

@@ -117,7 +117,9 @@ class Agent:
 
             camera = next(c for c in self.config.cameras if c.name == name)
             return CameraPipeline(camera, self.config.vision, self.config.models, self.outbox,
-                                  snapshot_dir=self.config.data_dir / "snapshots" / camera.name)
+                                  snapshot_dir=self.config.data_dir / "snapshots" / camera.name,
+                                  identity_cfg=self.config.identity,
+                                  identity_service=getattr(self, "identity_service", None))
 
         return build
 

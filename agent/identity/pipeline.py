@@ -172,6 +172,7 @@ class IdentityHook:
         self.tracks = TrackFaces(cfg.keep_per_track, cfg.decide_after, cfg.redecide_gain)
         self.decisions: dict[int, Any] = {}
         self._last_seen: dict[int, float] = {}
+        self._first_seen: dict[int, float] = {}
         self._calls = 0
         self.counts = {"frames": 0, "faces": 0, "decisions": 0, "errors": 0}
         self.face_s = 0.0
@@ -190,16 +191,28 @@ class IdentityHook:
                 request = self.tracks.add(s.track_id, s.embedding, s.quality.quality, ts)
                 if request is not None:
                     self._decide(request)
+        for tid in np.asarray(track_ids, np.int64).tolist():
+            self._first_seen.setdefault(tid, ts)
         alive = [t for t, seen in self._last_seen.items() if ts - seen <= TRACK_END_S]
-        for request in self.tracks.end(alive, ts):
-            self._decide(request)
-        self._last_seen = {t: self._last_seen[t] for t in alive}
+        self._end(alive, ts)
 
     def finish(self, ts: float) -> None:
         """End every track (end of a replay or shutdown): pending faces are decided."""
-        for request in self.tracks.end([], ts):
+        self._end([], ts)
+
+    def _end(self, alive: list[int], ts: float) -> None:
+        for request in self.tracks.end(alive, ts):
             self._decide(request)
-        self._last_seen.clear()
+        ended = [t for t in self._last_seen if t not in set(alive)]
+        end_track = getattr(self.observer, "end_track", None)
+        for tid in ended:
+            first, last = self._first_seen.pop(tid, None), self._last_seen.pop(tid)
+            if end_track is not None and tid in self.decisions:
+                try:
+                    end_track(self.camera, tid, last, dwell_s=None if first is None else round(last - first, 3))
+                except Exception:
+                    self.counts["errors"] += 1
+                    log.exception("identity end_track failed for track %s on %s", tid, self.camera)
 
     def _decide(self, request: TrackDecision) -> None:
         decision = None

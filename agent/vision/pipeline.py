@@ -18,6 +18,7 @@ from typing import Any
 
 from agent.analytics.camera import Event
 from agent.config import CameraConfig
+from agent.config.identity_models import IdentityConfig
 from agent.config.vision_models import ModelsConfig, VisionConfig
 from agent.vision.processor import FrameProcessor
 from agent.vision.snapshots import make_snapshot_writer
@@ -78,7 +79,8 @@ class CameraPipeline:
     """Component ``camera-<name>``: runs until stopped; a crash is restarted by the supervisor."""
 
     def __init__(self, camera: CameraConfig, vision: VisionConfig, models: ModelsConfig, outbox: Outbox, *,
-                 snapshot_dir: Path | None = None) -> None:
+                 snapshot_dir: Path | None = None, identity_cfg: IdentityConfig | None = None,
+                 identity_service: Any = None) -> None:
         self.name = f"camera-{camera.name}"
         self.camera = camera
         self.vision = vision
@@ -88,6 +90,9 @@ class CameraPipeline:
         self.publisher = AnalyticsPublisher(outbox, camera.name)
         self.processor: FrameProcessor | None = None
         self.source: FrameSource | None = None
+        self.identity_cfg = identity_cfg
+        self.identity_service = identity_service  # agent.identity.service.IdentityService (None: no identity)
+        self.identity_hook: Any = None
 
     def run(self, stop: threading.Event) -> None:
         a = self.camera.analytics
@@ -97,6 +102,7 @@ class CameraPipeline:
         if self.snapshot_dir is not None:
             snapshots = make_snapshot_writer(self.camera, self.snapshot_dir, model_dir=Path(self.models.dir))
         self.processor = FrameProcessor(self.camera, self.vision, detector, snapshots=snapshots)
+        self._attach_identity()
         self.source = FrameSource(self.camera.url, live=True, reconnect_max_s=a.reconnect_max_s)
         self.source.start()
         try:
@@ -110,14 +116,34 @@ class CameraPipeline:
                     raise RuntimeError(f"source {self.camera.url} ended")
                 if self.processor.analytics.due(now):
                     self.publisher.publish([], self.processor.analytics.flush(now))
+            if self.identity_hook is not None:
+                self.identity_hook.finish(time.time())
             events, bodies = self.processor.analytics.finish(time.time())
             self.publisher.publish(events, bodies)
         finally:
             self.source.close()
             self.outbox.close()
 
+    def _attach_identity(self) -> None:
+        """Face identification only on cameras with identification on and a running identity service; the face
+        models are not loaded otherwise, and counting never waits for it."""
+        if not self.camera.identification or self.identity_cfg is None or self.processor is None:
+            return
+        if self.identity_service is None:
+            log.warning("camera %s: identification is on but the identity service is not running (see the "
+                        "identity component's status); counting only", self.camera.name)
+            return
+        from agent.identity.pipeline import build_identity_hook
+
+        self.identity_hook = build_identity_hook(self.camera.name, True, self.identity_cfg, Path(self.models.dir),
+                                                 self.identity_service, threads=self.vision.inference_threads,
+                                                 staff=self.processor.analytics.staff)
+        self.processor.identity = self.identity_hook
+
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {"published": dict(self.publisher.published)}
+        if self.identity_hook is not None:
+            out["identity"] = self.identity_hook.status()
         if self.processor is not None:
             out["processor"] = self.processor.status()
         if self.source is not None:

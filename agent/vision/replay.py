@@ -17,6 +17,7 @@ import cv2
 
 from agent.analytics.camera import summarize_events
 from agent.config import CameraConfig
+from agent.config.identity_models import IdentityConfig
 from agent.config.vision_models import VisionConfig
 from agent.vision.processor import FrameProcessor
 from agent.vision.source import Frame, FrameSource
@@ -55,11 +56,32 @@ def frames_from_file(path: Path) -> Iterator[Frame]:
 
 
 def replay(path: Path, camera: CameraConfig, vision: VisionConfig, model_dir: Path, *, threads: int = 2,
-           events_out: Path | None = None, fps: float | None = None) -> dict[str, Any]:
-    """Run the whole pipeline over ``path``; return the ``replay --json`` summary."""
+           events_out: Path | None = None, fps: float | None = None,
+           identity_cfg: IdentityConfig | None = None) -> dict[str, Any]:
+    """Run the whole pipeline over ``path``; return the ``replay --json`` summary.
+
+    With ``camera.identification`` on (and ``identity_cfg``), faces are identified against an empty, temporary
+    identity store (:mod:`agent.identity.ephemeral`) and the summary gains an ``identity`` key (distinct visitor
+    ids created, decisions, face counts)."""
+    if camera.identification and identity_cfg is not None:
+        from agent.identity.ephemeral import ephemeral_identity_service
+
+        with ephemeral_identity_service(identity_cfg) as service:
+            return _replay(path, camera, vision, model_dir, threads, events_out, fps, (identity_cfg, service))
+    return _replay(path, camera, vision, model_dir, threads, events_out, fps, None)
+
+
+def _replay(path: Path, camera: CameraConfig, vision: VisionConfig, model_dir: Path, threads: int,
+            events_out: Path | None, fps: float | None, identity: tuple[IdentityConfig, Any] | None
+            ) -> dict[str, Any]:
     a = camera.analytics
     detector = build_detector(a.detector, model_dir, threads=threads, score_threshold=a.score_threshold)
     processor = FrameProcessor(camera, vision, detector)
+    if identity is not None:
+        from agent.identity.pipeline import build_identity_hook
+
+        processor.identity = build_identity_hook(camera.name, True, identity[0], model_dir, identity[1],
+                                                 threads=threads, staff=processor.analytics.staff)
     frames = frames_from_dir(path, fps) if path.is_dir() else frames_from_file(path)
     events: list[Any] = []
     track_ids: set[int] = set()
@@ -71,6 +93,8 @@ def replay(path: Path, camera: CameraConfig, vision: VisionConfig, model_dir: Pa
         if result.detected:
             track_ids.update(processor.last_ids.tolist())
         last_ts = frame.ts
+    if processor.identity is not None:
+        processor.identity.finish(last_ts + 1e-3)
     final_events, _ = processor.analytics.finish(last_ts + 1e-3)
     events.extend(final_events)
     elapsed = time.perf_counter() - t0
@@ -82,4 +106,11 @@ def replay(path: Path, camera: CameraConfig, vision: VisionConfig, model_dir: Pa
     summary = summarize_events(events, [ln.name for ln in a.lines], [z.name for z in a.zones])
     return {"frames": frames_n, "fps": round(frames_n / elapsed, 1) if elapsed > 0 else 0.0,
             "lines": summary["lines"], "zones": summary["zones"], "tracks": len(track_ids),
-            "inferences": processor.counts["inferences"], "duration_s": round(last_ts, 3)}
+            "inferences": processor.counts["inferences"], "duration_s": round(last_ts, 3),
+            **({"identity": _identity_summary(processor.identity)} if processor.identity is not None else {})}
+
+
+def _identity_summary(hook: Any) -> dict[str, Any]:
+    from agent.identity.ephemeral import visitor_summary
+
+    return visitor_summary(hook.decisions, hook.status())
