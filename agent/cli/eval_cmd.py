@@ -184,3 +184,8 @@ def eval_faces(
         return
     for key, value in result.items():
         typer.echo(f"{key:<24} {value}")
+
+
+from agent.cli.products_cmd import eval_products  # noqa: E402 - implemented with the products CLI
+
+app.command("products")(eval_products)

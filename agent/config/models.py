@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from agent.config.base import Section, check_unique_names
 from agent.config.commands_models import CommandsConfig
 from agent.config.device_models import CameraConfig, EslGatewayConfig, ScaleConfig
+from agent.config.products_models import ProductsConfig
 from agent.config.vision_models import ModelsConfig, VisionConfig
 from agent.config.env_source import env_source_for
 from agent.config.identity_models import IdentityConfig
@@ -172,6 +173,12 @@ class AgentConfig(BaseSettings):
         default_factory=ModelsConfig,
         title="Models",
         description="Model directory and offline mirror.",
+    )
+    products: ProductsConfig = Field(
+        default_factory=ProductsConfig,
+        title="Product recognition",
+        description="Top-k product candidates at self-service scales from a camera above the tray; learning "
+        "from confirmations.",
     )
     identity: IdentityConfig = Field(
         default_factory=IdentityConfig,

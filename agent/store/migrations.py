@@ -5,6 +5,7 @@ their component here (e.g. ``identity``, ``esl``) — never edit a released scri
 """
 
 from agent.identity import schema as identity_schema
+from agent.products import schema as products_schema
 from agent.pricebook import schema as pricebook_schema
 from sync import schema as sync_schema
 
@@ -46,4 +47,5 @@ COMPONENTS: dict[str, list[str]] = {
     "agent": AGENT_MIGRATIONS,
     "pricebook": pricebook_schema.MIGRATIONS,
     "identity": identity_schema.IDENTITY_MIGRATIONS,
+    "products": products_schema.PRODUCTS_MIGRATIONS,
 }
