@@ -21,6 +21,8 @@ from agent.config import AgentConfig, load_config, read_secret
 from agent.daemon.control import SOCKET_NAME, ControlServer
 from agent.daemon.health import HealthReporter
 from agent.daemon.supervisor import Supervisor, SupervisorPolicy
+from agent.identity.commands import register_identity
+from agent.identity.runtime import IdentityMaintenance, open_identity
 from agent.pricebook import register_pricebook
 from agent.store import connect, open_store
 from sync.client import SyncClient
@@ -81,6 +83,10 @@ class Agent:
         register_pricebook(self.processor, on_change=lambda result: [fn(result) for fn in self.pricebook_listeners])
         self.supervisor = Supervisor(SupervisorPolicy(**cfg.supervisor.model_dump()))
         self.local_bus = self._make_local_bus(cfg)
+        #: Face identity (None unless [identity] embedding_key_file is set; see agent/identity/runtime.py).
+        self.identity_service, self._identity_error = open_identity(cfg, self.db_path, self.outbox, self.local_bus)
+        register_identity(self.processor, cfg=cfg.identity, cipher=getattr(self.identity_service, "cipher", None),
+                          on_change=self.identity_service.reload if self.identity_service is not None else None)
         self._add_components()
         self._reload: AgentConfig | None = None
         self._reload_lock = threading.Lock()
@@ -107,6 +113,8 @@ class Agent:
         for camera in self.config.cameras:
             if camera.enabled:
                 self.supervisor.add(f"camera-{camera.name}", self._camera_factory(camera.name))
+        self.supervisor.add("identity", lambda: IdentityMaintenance(
+            self.config.identity, self.db_path, self.identity_service, error=self._identity_error))
         self.supervisor.add("health", lambda: HealthReporter(
             self.outbox, data_dir=self.config.data_dir, interval_s=self.config.health.interval_s,
             components=self.supervisor.status_brief, boot_id=self.boot_id, started_at=self.started_at))

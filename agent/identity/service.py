@@ -269,7 +269,7 @@ class IdentityService:
             items.append(OutboxItem("events/scalper_detected", {
                 "visitor_id": member.id, "watchlist_id": entry.id, "entries_today": outcome.entries_today,
                 "camera": camera, "ts": ts}, event_ts=ts))
-            hit, hit_items = self._hit(conn, camera, track_id, vector, ts, entry, 1.0, alerts)
+            hit, hit_items = self._hit(conn, camera, track_id, vector, ts, entry, 1.0 if score is None else score, alerts)
             return replace(hit, visit_id=outcome.visit_id, status=outcome.status), items + hit_items
         return decision, items
 

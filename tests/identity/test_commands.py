@@ -1,0 +1,135 @@
+"""Signed identity commands through the real CommandProcessor and SQLite: watchlist upsert/delete, identity.delete
+with tombstone, optout.add, and clear rejections of malformed bodies."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+
+from agent.config.identity_models import IdentityConfig
+from agent.identity import repository as repo
+from agent.identity.commands import register_identity
+from agent.identity.crypto import load_cipher
+from sync.cloud.commands import build_command
+from sync.commands import CommandProcessor
+from sync.signing import generate_keypair, load_public_key
+from tests.identity.conftest import DIM, person, sighting
+
+STORE = "s1"
+
+
+@pytest.fixture
+def env(make_service, outbox, key_file):
+    key, public = generate_keypair()
+    processor = CommandProcessor(outbox, store_id=STORE, trusted_keys={"k": load_public_key(public)})
+    svc = make_service(share_embeddings_with_cloud=False)
+    register_identity(processor, cfg=svc.cfg, cipher=svc.cipher, on_change=svc.reload)
+
+    def send(kind: str, body: dict):
+        return processor.process(json.dumps(build_command(kind, STORE, body, key=key, key_id="k")).encode())
+
+    return svc, send, processor
+
+
+def b64(vec: np.ndarray) -> str:
+    return base64.b64encode(np.asarray(vec, "<f4").tobytes()).decode()
+
+
+def entry(entry_id: str, seed: int, kind: str = "theft", **kw) -> dict:
+    return {"id": entry_id, "kind": kind, "reason": "shoplifting 2026-11-02", "source": "cloud:hq",
+            "expires_at": None, "embeddings": [b64(person(seed)), person(seed).tolist()], **kw}
+
+
+def test_watchlist_upsert_then_hit_then_delete(env) -> None:
+    svc, send, _ = env
+    out = send("watchlist.upsert", {"entries": [entry("wl-1", 1), entry("wl-2", 2, kind="scalper")]})
+    assert out.status == "applied", out.detail
+    assert out.result == {"upserted": ["wl-1", "wl-2"], "skipped_tombstoned": []}
+    hit = svc.observe("door", 1, sighting(person(1), 0), 0.9, 1_780_000_000.0)
+    assert hit.kind == "watchlist" and hit.visitor_id == "wl-1" and hit.watchlist_kind == "theft"
+    actions = [a["action"] for a in repo.audit_log(svc.conn)]
+    assert actions.count("watchlist_add") == 2 and "hit" in actions
+    out = send("watchlist.delete", {"ids": ["wl-1", "nope"]})
+    assert out.result == {"deleted": ["wl-1"], "missing": ["nope"]}
+    assert svc.observe("door", 2, sighting(person(1), 1), 0.9, 1_780_000_100.0).kind == "new"
+    assert "watchlist_remove" in [a["action"] for a in repo.audit_log(svc.conn)]
+
+
+def test_expired_watchlist_entries_do_not_match(env) -> None:
+    svc, send, _ = env
+    send("watchlist.upsert", {"entries": [entry("wl-old", 3, expires_at=1_700_000_000)]})
+    assert svc.observe("door", 1, sighting(person(3), 0), 0.9, 1_780_000_000.0).kind == "new"
+
+
+def test_identity_delete_leaves_a_tombstone_against_re_enrolment(env) -> None:
+    svc, send, _ = env
+    visitor = svc.observe("door", 1, sighting(person(4), 0), 0.9, 1_780_000_000.0)
+    send("watchlist.upsert", {"entries": [entry("wl-9", 5)]})
+    out = send("identity.delete", {"ids": [visitor.visitor_id, "wl-9"]})
+    assert out.status == "applied" and out.result["deleted"] == [visitor.visitor_id, "wl-9"]
+    conn = svc.conn
+    for gone in (visitor.visitor_id, "wl-9"):
+        assert repo.get_identity(conn, gone) is None and repo.is_tombstoned(conn, gone) and gone not in svc.galleries
+    assert conn.execute("SELECT COUNT(*) FROM identity_visits").fetchone()[0] == 0
+    assert conn.execute("SELECT COUNT(*) FROM identity_embeddings").fetchone()[0] == 0
+    # A later sync carrying the deleted id does not bring it back.
+    again = send("watchlist.upsert", {"entries": [entry("wl-9", 5), entry("wl-10", 6)]})
+    assert again.result == {"upserted": ["wl-10"], "skipped_tombstoned": ["wl-9"]}
+    assert repo.get_identity(conn, "wl-9") is None
+    assert svc.observe("door", 2, sighting(person(5), 0), 0.9, 1_780_000_100.0).kind == "new"
+
+
+def test_optout_add_by_embedding_and_by_visitor(env) -> None:
+    svc, send, _ = env
+    out = send("optout.add", {"embeddings": [b64(person(7))]})
+    assert out.status == "applied" and out.result["optout_id"]
+    assert svc.observe("door", 1, sighting(person(7), 0), 0.9, 1_780_000_000.0).kind == "optout"
+    seen = svc.observe("door", 2, sighting(person(8), 0), 0.9, 1_780_000_000.0)
+    out = send("optout.add", {"visitor_id": seen.visitor_id})
+    assert out.status == "applied" and out.result["removed"] == seen.visitor_id
+    assert svc.observe("door", 3, sighting(person(8), 1), 0.9, 1_780_086_400.0).kind == "optout"
+    assert send("optout.add", {"visitor_id": "unknown"}).reason == "unknown_id"
+
+
+@pytest.mark.parametrize("body, reason, words", [
+    ({}, "invalid_body", "entries"),
+    ({"entries": [{"id": "x", "kind": "theft"}]}, "invalid_body", "missing field(s) embeddings"),
+    ({"entries": [{"id": "x", "kind": "pickpocket", "embeddings": [[0.1] * DIM]}]}, "unknown_kind", "pickpocket"),
+    ({"entries": [{"id": "x", "kind": "theft", "embeddings": [[0.1] * 64]}]}, "wrong_dimension", "64 values"),
+    ({"entries": [{"id": "x", "kind": "theft", "embeddings": ["***"]}]}, "invalid_body", "not valid base64"),
+    ({"entries": [{"id": "x", "kind": "theft", "embeddings": [b64(np.ones(DIM + 1))]}]}, "wrong_dimension", "129"),
+    ({"entries": [{"id": "x", "kind": "theft", "embeddings": [[0.0] * DIM]}]}, "invalid_body", "non-zero"),
+    ({"entries": [{"id": "x", "kind": "theft", "embeddings": [["a"] * DIM]}]}, "invalid_body", "list of numbers"),
+    ({"entries": [{"id": "", "kind": "theft", "embeddings": [[0.1] * DIM]}]}, "invalid_body", "'id'"),
+    ({"entries": [{"id": "x", "kind": "theft", "expires_at": "soon", "embeddings": [[0.1] * DIM]}]},
+     "invalid_body", "expires_at"),
+])
+def test_malformed_watchlist_bodies_are_rejected_clearly(env, body, reason, words) -> None:
+    svc, send, processor = env
+    out = send("watchlist.upsert", body)
+    assert out.status == "rejected" and out.reason == reason and words in out.detail
+    assert repo.stats(svc.conn)["galleries"]["watchlist"] == 0
+
+
+@pytest.mark.parametrize("kind, body", [("identity.delete", {}), ("identity.delete", {"ids": [1]}),
+                                        ("watchlist.delete", {"ids": "wl-1"}), ("optout.add", {}),
+                                        ("optout.add", {"embeddings": [[1.0] * 3]})])
+def test_other_malformed_bodies(env, kind, body) -> None:
+    _, send, _ = env
+    out = send(kind, body)
+    assert out.status == "rejected" and out.reason in ("invalid_body", "wrong_dimension") and out.detail
+
+
+def test_without_a_key_embedding_commands_are_refused_but_deletion_works(outbox, db_path) -> None:
+    key, public = generate_keypair()
+    processor = CommandProcessor(outbox, store_id=STORE, trusted_keys={"k": load_public_key(public)})
+    register_identity(processor, cfg=IdentityConfig(), cipher=None)
+    send = lambda kind, body: processor.process(  # noqa: E731
+        json.dumps(build_command(kind, STORE, body, key=key, key_id="k")).encode())
+    out = send("watchlist.upsert", {"entries": [entry("wl-1", 1)]})
+    assert out.status == "rejected" and out.reason == "identity_disabled" and "embedding_key_file" in out.detail
+    assert send("identity.delete", {"id": "01ABC"}).status == "applied"
+    assert repo.is_tombstoned(outbox.conn, "01ABC")
