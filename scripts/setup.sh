@@ -15,6 +15,18 @@ if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
   fi
 fi
 
+# Fonts for shelf labels (devices/esl/fonts.py): DejaVu for Latin, WenQuanYi Micro Hei for CJK.
+if [ ! -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || [ ! -e /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ]; then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else SUDO="none"; fi
+  if [ "$SUDO" = none ]; then
+    echo "fonts-wqy-microhei is missing (CJK on shelf labels); ask for: apt-get install fonts-wqy-microhei" >&2
+  else
+    echo "installing fonts-wqy-microhei and fonts-dejavu-core (Debian packages)…" >&2
+    $SUDO apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq fonts-wqy-microhei fonts-dejavu-core >/dev/null
+  fi
+fi
+
 PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
