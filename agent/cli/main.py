@@ -12,6 +12,7 @@ from agent import __version__
 from agent.cli import (bench_cmd, cloud_cmd, config_cmd, esl_cmd, eval_cmd, keys_cmd, models_cmd, prices_cmd,
                        sync_cmd, vision_cmd)
 from agent.cli import products_cmd
+from agent.cli import identities_cmd
 from agent.cli.common import DEFAULT_CONFIG, ConfigOption, JsonOption, load_or_exit, print_json
 
 app = typer.Typer(help="Store Edge Agent: the per-store edge daemon and its tools.", no_args_is_help=True,
@@ -27,6 +28,7 @@ app.add_typer(vision_cmd.report_app, name="report")
 app.add_typer(prices_cmd.app, name="prices")
 app.add_typer(esl_cmd.app, name="esl")
 app.add_typer(products_cmd.app, name="products")
+app.add_typer(identities_cmd.app, name="identities")
 app.command("replay")(vision_cmd.replay)
 
 
