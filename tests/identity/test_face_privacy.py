@@ -1,0 +1,139 @@
+"""Privacy of the face pipeline: identification off loads no face model at all; with it on, no image is encoded
+or written anywhere (data dir, temp dir), in the live pipeline with the real identity service and in replay."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import pytest
+
+from agent.config import CameraConfig
+from agent.config.identity_models import IdentityConfig
+from agent.config.vision_models import ModelsConfig, VisionConfig
+from agent.identity import ephemeral
+from agent.identity.pipeline import IdentityHook
+from agent.vision.pipeline import CameraPipeline
+from agent.vision.processor import FrameProcessor
+from agent.vision.replay import replay
+from agent.vision.source import Frame
+from face_support import HEAD_POSE_VIDEO, SHARED_MODELS, face_pipeline, files_with_image_magic, video_frames
+from models import runtime
+from models.detectors import build_detector
+
+FACE_MODEL_DIRS = ("face_detection", "face_embedding")
+
+
+@pytest.fixture
+def loaded_models(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Paths of every ONNX model (and OpenCV YuNet) loaded while the test runs."""
+    loaded: list[str] = []
+    original = runtime.OnnxRunner.__init__
+
+    def spy(self: Any, path: Any, threads: int = 2) -> None:
+        loaded.append(str(path))
+        original(self, path, threads)
+
+    real_create = cv2.FaceDetectorYN.create
+
+    def spy_create(model: str, *args: Any) -> Any:
+        loaded.append(str(model))
+        return real_create(model, *args)
+
+    monkeypatch.setattr(runtime.OnnxRunner, "__init__", spy)
+    monkeypatch.setattr(cv2.FaceDetectorYN, "create", spy_create)
+    return loaded
+
+
+@pytest.fixture
+def image_encoders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Calls of OpenCV's image encoders/writers during the test (there must be none)."""
+    calls: list[str] = []
+    for name in ("imwrite", "imencode", "imwritemulti"):
+        real = getattr(cv2, name)
+
+        def spy(*args: Any, _name: str = name, _real: Callable[..., Any] = real) -> Any:
+            calls.append(_name)
+            return _real(*args)
+
+        monkeypatch.setattr(cv2, name, spy)
+    return calls
+
+
+def _face_models(paths: list[str]) -> list[str]:
+    return [p for p in paths if any(d in p for d in FACE_MODEL_DIRS)]
+
+
+def test_identification_off_never_loads_face_models(loaded_models: list[str]) -> None:
+    camera = CameraConfig(name="cam", url=str(HEAD_POSE_VIDEO))
+    assert camera.identification is False, "off by default"
+    summary = replay(HEAD_POSE_VIDEO, camera, VisionConfig(), SHARED_MODELS, threads=1,
+                     identity_cfg=IdentityConfig())
+    assert summary["tracks"] >= 2 and "identity" not in summary
+    assert loaded_models and _face_models(loaded_models) == []
+
+    pipeline = CameraPipeline(camera, VisionConfig(), ModelsConfig(dir=SHARED_MODELS), outbox=None,  # type: ignore[arg-type]
+                              identity_cfg=IdentityConfig(), identity_service=object())
+    pipeline.processor = FrameProcessor(camera, VisionConfig(), build_detector("light-person", SHARED_MODELS))
+    pipeline._attach_identity()
+    assert pipeline.identity_hook is None and pipeline.processor.identity is None
+    assert _face_models(loaded_models) == []
+
+    # the probe works: with identification on, both face models are loaded
+    on = camera.model_copy(update={"identification": True})
+    replay(HEAD_POSE_VIDEO, on, VisionConfig(), SHARED_MODELS, threads=1, identity_cfg=IdentityConfig())
+    assert {Path(p).parent.name for p in _face_models(loaded_models)} == set(FACE_MODEL_DIRS)
+
+
+def test_live_identification_writes_no_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             make_service: Callable[..., Any], image_encoders: list[str]) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    service = make_service()
+    camera = CameraConfig(name="entrance", url="video.gif", identification=True)
+    processor = FrameProcessor(camera, VisionConfig(), build_detector("yolox-nano", SHARED_MODELS, threads=1))
+    hook = IdentityHook("entrance", face_pipeline(), service, staff=processor.analytics.staff)
+    processor.identity = hook
+    ts = 1_700_000_000.0
+    for index, image in enumerate(video_frames()):
+        processor.process(Frame(image=image, ts=ts + index * 0.085, index=index))
+    hook.finish(ts + 10)
+    kinds = sorted(getattr(d, "kind", None) for d in hook.decisions.values())
+    assert kinds == ["new", "new"], "two people, two new visitors"
+    assert service.status()["galleries"].get("visitor") == 2
+    assert image_encoders == []
+    assert files_with_image_magic(tmp_path) == []
+
+
+def test_replay_with_identification_writes_no_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    image_encoders: list[str]) -> None:
+    kept = tmp_path / "replay-store"
+
+    @contextlib.contextmanager
+    def persistent_dir(prefix: str = "") -> Iterator[str]:
+        kept.mkdir()
+        yield str(kept)  # not deleted, so it can be scanned afterwards
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(ephemeral.tempfile, "TemporaryDirectory", persistent_dir)
+    camera = CameraConfig(name="replay", url=str(HEAD_POSE_VIDEO), identification=True)
+    summary = replay(HEAD_POSE_VIDEO, camera, VisionConfig(), SHARED_MODELS, threads=1,
+                     identity_cfg=IdentityConfig())
+    assert summary["identity"]["visitor_ids"] == 2
+    assert (kept / "agent.db").is_file(), "the temporary store was used"
+    assert image_encoders == []
+    assert files_with_image_magic(tmp_path) == []
+
+
+def test_image_scanner_finds_encoded_images(tmp_path: Path) -> None:
+    image = video_frames()[0][:64, :64]
+    for suffix in (".jpg", ".png"):
+        ok, data = cv2.imencode(suffix, image)
+        assert ok
+        (tmp_path / f"blob{suffix}.bin").write_bytes(b"header" + data.tobytes() + b"trailer")
+    assert len(files_with_image_magic(tmp_path)) == 2

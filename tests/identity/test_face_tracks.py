@@ -1,0 +1,123 @@
+"""Per-track decisions: best faces kept, one decision per track (not per frame), re-decided only on a marked
+quality gain; the identity hook in the camera pipeline; staff decisions mark the track staff."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from agent.config import CameraConfig
+from agent.config.identity_models import IdentityConfig
+from agent.config.vision_models import VisionConfig
+from agent.identity.pipeline import IdentityHook
+from agent.identity.track_faces import TrackFaces, pool
+from agent.vision.processor import FrameProcessor
+from agent.vision.source import Frame
+from face_support import SHARED_MODELS, face_pipeline, video_frames
+from models.detectors import build_detector
+
+
+def _unit(seed: int, dim: int = 8) -> np.ndarray:
+    v = np.random.default_rng(seed).standard_normal(dim).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_one_decision_per_track_until_quality_improves_markedly() -> None:
+    tf = TrackFaces(keep=3, decide_after=3, redecide_gain=0.15)
+    e = _unit(1)
+    assert tf.add(5, e, 0.50, 0.0) is None
+    assert tf.add(5, e, 0.52, 0.1) is None
+    first = tf.add(5, e, 0.55, 0.2)
+    assert first is not None and not first.redecision and first.faces == 3
+    assert [tf.add(5, e, q, 0.3 + i) for i, q in enumerate((0.56, 0.60, 0.69))] == [None, None, None]
+    again = tf.add(5, e, 0.71, 1.0)  # 0.71 >= 0.55 + 0.15
+    assert again is not None and again.redecision and again.quality == 0.71
+    assert tf.add(5, e, 0.72, 1.1) is None
+    assert tf.decisions == 2
+
+
+def test_best_faces_are_kept_and_pooled_by_quality() -> None:
+    tf = TrackFaces(keep=2, decide_after=3, redecide_gain=0.5)
+    good, bad = _unit(1), _unit(2)
+    tf.add(1, bad, 0.1, 0.0)
+    tf.add(1, good, 0.9, 0.1)
+    decision = tf.add(1, good, 0.8, 0.2)  # the 0.1 face was dropped (keep=2) but 3 faces were seen
+    assert decision is None or decision.faces == 2
+    ended = tf.end([], 1.0)
+    pooled = (decision or ended[0]).embedding
+    assert float(pooled @ good) > 0.999
+    weighted = pool(np.stack([good, bad]), np.array([0.9, 0.1]))
+    assert float(weighted @ good) > float(weighted @ bad)
+    assert abs(np.linalg.norm(weighted) - 1) < 1e-5
+
+
+def test_track_that_ends_undecided_is_decided_once_at_its_end() -> None:
+    tf = TrackFaces(keep=5, decide_after=3, redecide_gain=0.15)
+    tf.add(9, _unit(3), 0.7, 0.0)
+    assert tf.end([9], 0.5) == []  # still alive
+    out = tf.end([], 3.0)
+    assert [d.track_id for d in out] == [9] and out[0].faces == 1
+    assert tf.end([], 4.0) == [] and len(tf) == 0
+
+
+class RecordingObserver:
+    """Stands in for the identity service; answers with a fixed kind."""
+
+    def __init__(self, kind: str = "new", fail: bool = False) -> None:
+        self.kind = kind
+        self.fail = fail
+        self.calls: list[tuple[str, int, np.ndarray, float, float]] = []
+        self.ended: list[int] = []
+
+    def observe(self, camera: str, track_id: int, embedding: np.ndarray, quality: float, ts: float) -> Any:
+        self.calls.append((camera, track_id, embedding, quality, ts))
+        if self.fail:
+            raise RuntimeError("gallery unavailable")
+        return SimpleNamespace(kind=self.kind, visitor_id=f"v{track_id}", gallery=self.kind, score=None)
+
+    def end_track(self, camera: str, track_id: int, ts: float, *, dwell_s: float | None = None) -> None:
+        self.ended.append(track_id)
+
+
+def _run(observer: RecordingObserver) -> tuple[FrameProcessor, IdentityHook]:
+    camera = CameraConfig(name="faces", url="video.gif", identification=True)
+    processor = FrameProcessor(camera, VisionConfig(), build_detector("yolox-nano", SHARED_MODELS, threads=1))
+    hook = IdentityHook("faces", face_pipeline(), observer, staff=processor.analytics.staff)
+    processor.identity = hook
+    ts = 0.0
+    for index, image in enumerate(video_frames()):
+        ts = index * 0.085
+        processor.process(Frame(image=image, ts=ts, index=index))
+    hook.finish(ts + 0.1)
+    return processor, hook
+
+
+def test_hook_decides_each_person_once_on_the_head_pose_video() -> None:
+    observer = RecordingObserver()
+    processor, hook = _run(observer)
+    tracks = [c[1] for c in observer.calls]
+    assert len(tracks) == 2 and len(set(tracks)) == 2, "two seated people, one decision each"
+    a, b = observer.calls[0][2], observer.calls[1][2]
+    assert float(a @ b) < IdentityConfig().match_threshold, "the woman and the man are told apart"
+    assert all(0 < c[3] <= 1 for c in observer.calls)
+    assert hook.status()["faces"] >= 2 * IdentityConfig().decide_after
+    assert sorted(observer.ended) == sorted(tracks)
+    assert not processor.analytics.staff.is_staff(tracks[0])
+
+
+def test_staff_decision_marks_the_track_staff() -> None:
+    observer = RecordingObserver(kind="staff")
+    processor, _ = _run(observer)
+    assert observer.calls
+    for _, track_id, *_ in observer.calls:
+        assert processor.analytics.staff.is_staff(track_id)
+        assert processor.analytics.staff.reason(track_id) == "identity:staff"
+
+
+def test_failing_identity_service_does_not_stop_counting() -> None:
+    observer = RecordingObserver(fail=True)
+    processor, hook = _run(observer)
+    assert observer.calls and hook.status()["errors"] >= len(observer.calls)
+    assert processor.counts["inferences"] > 10 and processor.counts["detections"] > 0
