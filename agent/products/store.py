@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +20,18 @@ import numpy as np
 from ulid import ULID
 
 from agent.products.gallery import AddResult, Gallery
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` on an autocommit connection (rolled back on any exception)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def new_uid() -> str:
@@ -32,12 +46,15 @@ class GalleryRepository:
         self.gallery = gallery
         self.space = space
 
-    def load(self, conn: sqlite3.Connection) -> int:
-        """Add every stored vector of this space to the gallery (no dedupe: they were checked when added)."""
+    def load(self, conn: sqlite3.Connection, plu: str | None = None) -> int:
+        """Add the stored vectors of this space (of one ``plu`` if given) to the gallery (no dedupe: they were
+        checked when added)."""
         n = 0
-        for uid, plu, blob in conn.execute(
-                "SELECT uid, plu, vector FROM product_embeddings WHERE space = ? ORDER BY created_at, uid",
-                (self.space,)):
+        sql = "SELECT uid, plu, vector FROM product_embeddings WHERE space = ?"
+        args: tuple[str, ...] = (self.space,)
+        if plu is not None:
+            sql, args = sql + " AND plu = ?", (self.space, plu)
+        for uid, plu, blob in conn.execute(sql + " ORDER BY created_at, uid", args):
             vec = np.frombuffer(blob, dtype=np.float32)
             if vec.shape[0] == self.gallery.dim:
                 self.gallery.add(plu, vec, uid=uid, force=True)

@@ -1,0 +1,60 @@
+"""How the agent holds product recognition: the ``products.gallery_update`` command, the ``products``
+component and the scale listener hook, in one object the :class:`~agent.daemon.agent.Agent` creates.
+
+The supervisor may rebuild the component after a crash; :meth:`ProductsRuntime.on_scale_event` always reaches
+the current one, and the embedder (the slow part to open) is shared across rebuilds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from agent.products.commands import register_products
+from agent.products.service import WeighingService
+
+
+class ProductsRuntime:
+    """Owns the current :class:`WeighingService` of an agent (``service`` is None until it is built)."""
+
+    def __init__(self, cfg: Any, db_path: Path, outbox: Any, local_bus: Any, processor: Any) -> None:
+        self.cfg = cfg
+        self.db_path = db_path
+        self.outbox = outbox
+        self.local_bus = local_bus
+        self.service: WeighingService | None = None
+        self._embedder: Any = None
+        if cfg.products.enabled:
+            register_products(processor, space=self._space, cap_per_plu=cfg.products.cap_per_plu,
+                              dedupe_cosine=cfg.products.dedupe_cosine, on_change=self._on_gallery_change)
+
+    @property
+    def wanted(self) -> bool:
+        """Whether the ``products`` component should run (enabled and at least one scale camera)."""
+        return bool(self.cfg.products.enabled and self.cfg.products.cameras)
+
+    def build(self) -> WeighingService:
+        """Supervisor factory of the ``products`` component."""
+        self.service = WeighingService(self.cfg.products, db_path=self.db_path, outbox=self.outbox,
+                                       model_dir=self.cfg.models.dir, mirror=self.cfg.models.mirror,
+                                       local_bus=self.local_bus, embedder=self._embedder)
+        return self.service
+
+    def on_scale_event(self, event: Any) -> None:
+        """Listener for the scale components' events (acts on ``stable``)."""
+        if self.service is not None:
+            self.service.on_scale_event(event)
+
+    def _space(self) -> tuple[str, int]:
+        if self.service is not None:
+            return self.service.space()
+        if self._embedder is None:
+            from agent.products.recognizer import embedder_from_config
+
+            self._embedder = embedder_from_config(self.cfg.products, self.cfg.models.dir,
+                                                  mirror=self.cfg.models.mirror)
+        return str(getattr(self._embedder, "space", self._embedder.name)), int(self._embedder.dim)
+
+    def _on_gallery_change(self) -> None:
+        if self.service is not None:
+            self.service.reload_gallery()
