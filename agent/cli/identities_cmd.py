@@ -96,10 +96,11 @@ def list_cmd(config: ConfigOption = DEFAULT_CONFIG,
 def forget(identity_id: Annotated[str, typer.Argument(help="Visitor, member, VIP, staff or watchlist id.")],
            config: ConfigOption = DEFAULT_CONFIG, as_json: JsonOption = False) -> None:
     """Delete an identity with its embeddings and visits, leaving a tombstone so it is never re-enrolled."""
+    from agent.identity import repository as repo
     from agent.identity.audit import forget as forget_identity
 
     _, conn = _conn(config)
-    with conn:
+    with repo.transaction(conn):
         row = forget_identity(conn, identity_id, actor="cli", now=time.time())
     conn.close()
     out = {"id": identity_id, "deleted": row is not None, "gallery": row.gallery if row else None, "tombstone": True}
@@ -146,7 +147,7 @@ def enroll(
     now = time.time()
     new_id = identity_id or repo.new_id()
     try:
-        with conn:
+        with repo.transaction(conn):
             enrol(conn, cipher, identity_id=new_id, gallery=kind,
                   kind=watchlist_kind if kind == "watchlist" else None, reason=reason, source="cli:enroll",
                   expires_at=now + expires_days * 86400.0 if expires_days else None, embeddings=result.embeddings,

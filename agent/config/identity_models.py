@@ -94,7 +94,7 @@ class IdentityConfig(Section):
     ann_min_size: int = Field(default=50_000, ge=1_000, le=100_000_000, title="ANN above this size",
                               description="A gallery with more embeddings than this is searched with an IVF "
                               "(approximate) faiss index instead of the exact flat index.")
-    ann_nprobe: int = Field(default=32, ge=1, le=4096, title="IVF cells probed",
+    ann_nprobe: int = Field(default=128, ge=1, le=4096, title="IVF cells probed",
                             description="Cells an IVF search visits: higher is more exact and slower.")
     max_embeddings_per_identity: int = Field(default=5, ge=1, le=50, title="Embeddings kept per identity",
                                              description="A returning visitor's better faces are added up to "

@@ -38,7 +38,7 @@ class Match:
 class GallerySet:
     """Every gallery of the store, searchable in decision order (opt-out first, anonymous visitors last)."""
 
-    def __init__(self, dim: int, *, ann_min_size: int = 50_000, nprobe: int = 32) -> None:
+    def __init__(self, dim: int, *, ann_min_size: int = 50_000, nprobe: int = 128) -> None:
         self.dim = dim
         self.galleries = {g: FaissGallery(dim, ann_min_size=ann_min_size, nprobe=nprobe) for g in GALLERIES}
         self.members: dict[str, Member] = {}

@@ -33,7 +33,7 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
 class FaissGallery:
     """Labelled unit vectors searchable by cosine similarity; exact below ``ann_min_size``, IVF above."""
 
-    def __init__(self, dim: int, *, ann_min_size: int = 50_000, nprobe: int = 32, seed: int = 1234) -> None:
+    def __init__(self, dim: int, *, ann_min_size: int = 50_000, nprobe: int = 128, seed: int = 1234) -> None:
         self.dim = dim
         self.ann_min_size = ann_min_size
         self.nprobe = nprobe
@@ -41,6 +41,7 @@ class FaissGallery:
         self._lock = threading.Lock()
         self._index: faiss.Index = self._flat()
         self._ann = False
+        self._trained_size = 0
 
     # -- building ----------------------------------------------------------------------------------
     def _flat(self) -> faiss.Index:
@@ -64,8 +65,9 @@ class FaissGallery:
             return
         with self._lock:
             self._index.add_with_ids(vecs, ids)
-            if not self._ann and self._index.ntotal > self.ann_min_size:
-                self._rebuild_ivf()
+            if (not self._ann and self._index.ntotal > self.ann_min_size) or (
+                    self._ann and self._index.ntotal > 4 * self._trained_size):
+                self._rebuild_ivf()  # cells trained on a quarter of the data get too crowded: re-train
 
     def remove(self, labels: np.ndarray | list[int]) -> int:
         """Remove every vector with one of ``labels``; returns how many went."""
@@ -101,7 +103,7 @@ class FaissGallery:
 
     def _rebuild_ivf(self) -> None:
         ids, vecs = self._all()
-        nlist = max(16, int(math.sqrt(len(ids))))
+        nlist = max(16, int(2 * math.sqrt(len(ids))))
         quantizer = faiss.IndexFlatIP(self.dim)
         ivf = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
         ivf.cp.seed = self.seed
@@ -112,7 +114,7 @@ class FaissGallery:
         ivf.nprobe = min(self.nprobe, nlist)
         ivf.quantizer_trains_alone = 0
         self._quantizer = quantizer  # faiss does not own the Python-side quantizer: keep it alive
-        self._index, self._ann = ivf, True
+        self._index, self._ann, self._trained_size = ivf, True, len(ids)
 
     def _rebuild_flat(self) -> None:
         ids, vecs = self._all()

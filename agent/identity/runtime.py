@@ -81,13 +81,13 @@ class IdentityMaintenance:
         if self.service is not None:
             n = self.service.purge(now)
         else:
-            from agent.identity.repository import purge_expired
+            from agent.identity import repository as repo
             from agent.store import connect
 
             conn = connect(self.db_path)
             try:
-                with conn:
-                    n = len(purge_expired(conn, now=now, retention_s=self.cfg.retention_days * 86400.0))
+                with repo.transaction(conn):
+                    n = len(repo.purge_expired(conn, now=now, retention_s=self.cfg.retention_days * 86400.0))
             finally:
                 conn.close()
         self.last_purge, self.purged = now, self.purged + n

@@ -206,17 +206,12 @@ class IdentityService:
         conn = self.conn
         alerts: list[dict[str, Any]] = []
         added: list[tuple[Member, np.ndarray]] = []
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with repo.transaction(conn):
             for identity_id in undo:  # this track's provisional new visitor turned out to be someone else
                 repo.delete_identity(conn, identity_id)
             decision, items = self._apply(conn, camera, track_id, vector, quality, ts, match, zones, alerts, added)
             if items:
                 self.outbox.enqueue_in(conn, items)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         for identity_id in undo:
             self.galleries.remove(identity_id)
         for member, vecs in added:
@@ -312,7 +307,7 @@ class IdentityService:
         if self.galleries.count(identity_id) >= self.cfg.max_embeddings_per_identity:
             return
         conn = self.conn
-        with conn:
+        with repo.transaction(conn):
             repo.add_embedding(conn, self.cipher, identity_id, vector, quality)
         member = self.galleries.members.get(identity_id)
         if member is not None:
@@ -335,7 +330,7 @@ class IdentityService:
             decision = self._tracks.pop((camera, int(track_id)), None)
             if decision is None or decision.visit_id is None:
                 return
-            with self.conn:
+            with repo.transaction(self.conn):
                 repo.update_visit(self.conn, decision.visit_id, last_seen=ts, zones=zones, dwell_s=dwell_s)
 
     def decide_alert(self, alert_id: str, decision: str, *, actor: str) -> bool:
@@ -344,29 +339,18 @@ class IdentityService:
 
         conn = self.conn
         with self._lock:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with repo.transaction(conn):
                 item = record_alert_decision(conn, alert_id, decision, actor=actor, now=self.clock())
                 if item is not None:
                     self.outbox.enqueue_in(conn, [item])
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
         return item is not None
 
     def purge(self, now: float | None = None) -> int:
         """Delete visitors past retention and expired watchlist entries, from the store and from memory."""
         now = self.clock() if now is None else now
         with self._lock:
-            conn = self.conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with repo.transaction(self.conn) as conn:
                 gone = repo.purge_expired(conn, now=now, retention_s=self.cfg.retention_days * 86400.0)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
             for identity_id, _ in gone:
                 self.galleries.remove(identity_id)
                 self._forget_tracks(identity_id)

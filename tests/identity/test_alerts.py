@@ -55,7 +55,7 @@ def webhook():
 
 
 def _enrol(svc, identity_id: str, gallery: str, seed: int, kind: str | None = None) -> None:
-    with svc.conn:
+    with repo.transaction(svc.conn):
         enrol(svc.conn, svc.cipher, identity_id=identity_id, gallery=gallery, kind=kind, reason="test entry",
               embeddings=[person(seed)], actor="test", now=time.time())
     svc.reload([identity_id])

@@ -124,7 +124,7 @@ def test_embeddings_leave_the_box_only_when_sharing_is_enabled(make_service, out
     from agent.identity.audit import enrol
 
     conn = svc.conn
-    with conn:
+    with repo.transaction(conn):
         enrol(conn, svc.cipher, identity_id="wl-1", gallery="watchlist", kind="theft", embeddings=[person(9)],
               actor="test", now=T0)
         enrol(conn, svc.cipher, identity_id="vip-1", gallery="vip", embeddings=[person(8)], actor="test", now=T0)
@@ -150,7 +150,7 @@ def test_optout_suppresses_everything_about_the_person(make_service, outbox) -> 
     gina = person(4)
     seen = svc.observe("door", 1, sighting(gina, 0), 0.9, T0)
     conn = svc.conn
-    with conn:
+    with repo.transaction(conn):
         optout_id = optout_visitor(conn, seen.visitor_id, actor="test", now=T0 + 1)
     svc.reload([seen.visitor_id, optout_id])
     before_rows = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
@@ -167,7 +167,7 @@ def test_staff_are_never_recorded_as_visits(make_service, outbox) -> None:
     svc = make_service()
     from agent.identity.audit import enrol
 
-    with svc.conn:
+    with repo.transaction(svc.conn):
         enrol(svc.conn, svc.cipher, identity_id="staff-1", gallery="staff", embeddings=[person(5)], actor="t", now=T0)
     svc.load()
     d = svc.observe("door", 1, sighting(person(5), 0), 0.9, T0 + 1)
