@@ -13,6 +13,7 @@ from agent.cli import (bench_cmd, cloud_cmd, config_cmd, esl_cmd, eval_cmd, keys
                        sync_cmd, vision_cmd)
 from agent.cli import products_cmd
 from agent.cli import identities_cmd
+from agent.cli import scale_cmd
 from agent.cli.common import DEFAULT_CONFIG, ConfigOption, JsonOption, load_or_exit, print_json
 
 app = typer.Typer(help="Store Edge Agent: the per-store edge daemon and its tools.", no_args_is_help=True,
@@ -29,6 +30,7 @@ app.add_typer(prices_cmd.app, name="prices")
 app.add_typer(esl_cmd.app, name="esl")
 app.add_typer(products_cmd.app, name="products")
 app.add_typer(identities_cmd.app, name="identities")
+app.add_typer(scale_cmd.app, name="scale")
 app.command("replay")(vision_cmd.replay)
 
 

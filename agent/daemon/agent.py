@@ -19,6 +19,7 @@ from agent import __version__
 from agent.commands.builtin import read_overlay, register_builtin
 from agent.config import AgentConfig, load_config, read_secret
 from agent.daemon.control import SOCKET_NAME, ControlServer
+from agent.esl.runtime import EslRuntime
 from agent.daemon.health import HealthReporter
 from agent.daemon.supervisor import Supervisor, SupervisorPolicy
 from agent.identity.commands import register_identity
@@ -90,6 +91,11 @@ class Agent:
                           on_change=self.identity_service.reload if self.identity_service is not None else None)
         #: Product recognition at the scales; scale components call ``self.products.on_scale_event(event)``.
         self.products = ProductsRuntime(cfg, self.db_path, self.outbox, self.local_bus, self.processor)
+        #: Shelf labels: gateway backends, esl.* commands, esl-<gateway> components, control routes.
+        self.esl = EslRuntime(cfg.esl_gateways, self.db_path, self.outbox)
+        self.esl.register(self.processor, self.pricebook_listeners)
+        #: Scale name → listeners of its events (see agent/scale/component.py); recognition is attached here.
+        self.scale_listeners: dict[str, list[Any]] = {}
         self._add_components()
         self._reload: AgentConfig | None = None
         self._reload_lock = threading.Lock()
@@ -116,13 +122,28 @@ class Agent:
         for camera in self.config.cameras:
             if camera.enabled:
                 self.supervisor.add(f"camera-{camera.name}", self._camera_factory(camera.name))
+        for scale in self.config.scales:
+            if scale.enabled:
+                listeners = self.scale_listeners.setdefault(scale.name, [self.products.on_scale_event])
+                self.supervisor.add(f"scale-{scale.name}", self._scale_factory(scale.name, listeners))
         if self.products.wanted:
             self.supervisor.add("products", self.products.build)
         self.supervisor.add("identity", lambda: IdentityMaintenance(
             self.config.identity, self.db_path, self.identity_service, error=self._identity_error))
+        for name, factory in self.esl.factories():
+            self.supervisor.add(name, factory)
         self.supervisor.add("health", lambda: HealthReporter(
             self.outbox, data_dir=self.config.data_dir, interval_s=self.config.health.interval_s,
             components=self.supervisor.status_brief, boot_id=self.boot_id, started_at=self.started_at))
+
+    def _scale_factory(self, name: str, listeners: list[Any]):  # noqa: ANN202 - a factory of ScaleComponent
+        def build() -> Any:
+            from agent.scale.component import ScaleComponent
+
+            scale = next(s for s in self.config.scales if s.name == name)
+            return ScaleComponent(scale, self.outbox, listeners=listeners)
+
+        return build
 
     def _camera_factory(self, name: str):  # noqa: ANN202 - a factory of CameraPipeline
         def build() -> Any:
@@ -206,7 +227,7 @@ class Agent:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: stop.set())
-        control = ControlServer(self.config.data_dir / SOCKET_NAME, {"status": self.status})
+        control = ControlServer(self.config.data_dir / SOCKET_NAME, {"status": self.status, **self.esl.routes()})
         control.start()
         if self.local_bus is not None:
             self.local_bus.start()

@@ -1,0 +1,1 @@
+"""Scales as daemon components (``scale-<name>``): driver + stability events → outbox and listeners."""
