@@ -1,6 +1,7 @@
 """The local control socket: ``store-agent status`` asks the running daemon over a Unix socket.
 
-Protocol: one request line (``status``), one JSON reply line. The socket is created mode 0600 in the data
+Protocol: one request line (``status``, or a name and JSON arguments: ``esl.pick {"order_id": ...}``), one
+JSON reply line. The socket is created mode 0600 in the data
 directory, so only the agent's user (and root) can ask.
 """
 
@@ -23,11 +24,15 @@ SOCKET_NAME = "control.sock"
 
 class _Handler(socketserver.StreamRequestHandler):
     def handle(self) -> None:
-        line = self.rfile.readline(1024).decode("utf-8", "replace").strip()
+        line = self.rfile.readline(65536).decode("utf-8", "replace").strip()
         server: ControlServer = self.server  # type: ignore[assignment]
-        handler = server.routes.get(line)
+        name, _, arg = line.partition(" ")  # "name" or "name {json arguments}"
+        handler = server.routes.get(name)
         try:
-            reply = handler() if handler else {"error": f"unknown request {line!r}", "known": sorted(server.routes)}
+            if handler is None:
+                reply = {"error": f"unknown request {name!r}", "known": sorted(server.routes)}
+            else:
+                reply = handler(json.loads(arg)) if arg else handler()
         except Exception as exc:  # the control socket must survive any status bug
             log.exception("control request failed")
             reply = {"error": repr(exc)}
@@ -39,7 +44,7 @@ class ControlServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
     daemon_threads = True
 
-    def __init__(self, path: Path, routes: dict[str, Callable[[], dict[str, Any]]]) -> None:
+    def __init__(self, path: Path, routes: dict[str, Callable[..., dict[str, Any]]]) -> None:
         self.path = path
         self.routes = routes
         if path.exists():

@@ -4,6 +4,7 @@ A component is a name and a list of SQL scripts; script *i* (0-based) is version
 their component here (e.g. ``identity``, ``esl``) — never edit a released script, append a new one.
 """
 
+from agent.esl import schema as esl_schema
 from agent.identity import schema as identity_schema
 from agent.products import schema as products_schema
 from agent.pricebook import schema as pricebook_schema
@@ -46,6 +47,7 @@ COMPONENTS: dict[str, list[str]] = {
     "sync": sync_schema.MIGRATIONS,
     "agent": AGENT_MIGRATIONS,
     "pricebook": pricebook_schema.MIGRATIONS,
+    "esl": esl_schema.MIGRATIONS,
     "identity": identity_schema.IDENTITY_MIGRATIONS,
     "products": products_schema.PRODUCTS_MIGRATIONS,
 }

@@ -47,11 +47,11 @@ class GatewayError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class LabelContent:
-    """What one label should show. Image backends send ``image_png``; article backends send ``article`` and
-    ``template``. ``content_hash`` is the agent's own identity of this content (render hash)."""
+    """What one label should show. Image backends send ``image`` (already in the label's palette); article
+    backends send ``article`` and ``template``. ``content_hash`` is the agent's identity of this content."""
 
     content_hash: str
-    image_png: bytes | None = None
+    image: Any = None  # PIL.Image.Image
     article: dict[str, Any] | None = None
     template: str | None = None
 

@@ -8,7 +8,6 @@ See :mod:`devices.esl.backends.oepl_protocol` for the hash and LED encodings.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import threading
@@ -16,8 +15,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode, urlsplit
-
-from PIL import Image
 
 from devices.esl.backends.base import (
     GatewayBackend, GatewayError, GatewayEvent, LabelContent, LabelReport, LedFlash, PushReceipt,
@@ -62,9 +59,9 @@ class OpenEPaperLinkBackend(GatewayBackend):
         self.dither = dither
 
     def push(self, label_id: str, content: LabelContent) -> PushReceipt:
-        if content.image_png is None:
+        if content.image is None:
             raise GatewayError("rejected", "OpenEPaperLink takes images: content has no image")
-        image = Image.open(io.BytesIO(content.image_png))
+        image = content.image
         body, ctype = multipart({"mac": normalise_mac(label_id), "dither": str(self.dither)},
                                 {"file": ("label.jpg", jpeg_bytes(image), "image/jpeg")})
         request("POST", f"{self.url}/imgupload", body=body, content_type=ctype, timeout_s=self.timeout_s)

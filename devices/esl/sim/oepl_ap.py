@@ -155,9 +155,11 @@ class _Handler(BaseHTTPRequestHandler):
         if parts.path == "/get_db":
             return self._get_db(q)
         if parts.path == "/led_flash":
+            if not q.get("mac"):
+                return self._reply(400, "parameters are missing")
             tag = self._tag(q.get("mac"))
             if tag is None:
-                return self._reply(400, "parameters are missing")
+                return self._reply(400, "mac not found")
             try:
                 self.ap.field.queue_led(tag.mac, q.get("pattern"))
             except ValueError as exc:

@@ -1,0 +1,1 @@
+"""Shelf labels, gateway side: reconciliation, LED commands, picking, cold chain."""

@@ -1,0 +1,140 @@
+"""The OpenEPaperLink AP simulator speaks the AP's web API: get_db records and paging, image upload with
+pending → check-in → hash/updatecount, identical-image skip, queue drop on a failed transfer, LED patterns,
+tag commands and the websocket feed — exercised over real HTTP on loopback through our backend."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.request
+
+import pytest
+from PIL import Image, ImageDraw
+
+from devices.esl.backends.base import GatewayError, LabelContent, LedFlash
+from devices.esl.backends.oepl_protocol import decode_led_pattern, encode_led_pattern, image_buffer_hash
+from devices.esl.backends.openepaperlink import OpenEPaperLinkBackend
+from devices.esl.backends.websocket import WebSocketClient
+from tests.esl.conftest import macs, wait_until
+
+
+def label_image(text: str, colour: str = "black") -> Image.Image:
+    image = Image.new("RGB", (296, 128), "white")
+    ImageDraw.Draw(image).rectangle((10, 10, 120, 60), fill=colour)
+    ImageDraw.Draw(image).text((150, 40), text, fill="black")
+    return image
+
+
+def record(ap, mac: str) -> dict:
+    with urllib.request.urlopen(f"{ap.url}/get_db?mac={mac}", timeout=2) as resp:
+        return json.loads(resp.read())["tags"][0]
+
+
+def test_get_db_records_carry_the_ap_fields_and_page_with_continu(ap_factory) -> None:
+    ap = ap_factory(interval_s=5.0)
+    ap.add_tags(macs(40), hw_type=1)
+    with urllib.request.urlopen(f"{ap.url}/get_db", timeout=2) as resp:
+        first = json.loads(resp.read())
+    assert "continu" in first and 0 < len(first["tags"]) < 40  # ~5000-byte pages, as the AP chunks them
+    for key in ("mac", "hash", "lastseen", "nextcheckin", "pending", "temperature", "batteryMv", "hwType", "RSSI",
+                "updatecount"):
+        assert key in first["tags"][0]
+    reports = OpenEPaperLinkBackend(ap.url).labels()
+    assert sorted(r.label_id for r in reports) == sorted(macs(40))  # the backend follows continu to the end
+
+
+def test_upload_is_pending_until_check_in_then_hash_and_updatecount_confirm(ap_factory) -> None:
+    ap = ap_factory(interval_s=0.3)
+    mac = macs(1)[0]
+    ap.add_tags([mac])
+    backend = OpenEPaperLinkBackend(ap.url)
+    receipt = backend.push(mac, LabelContent("c1", image=label_image("1.99")))
+    assert record(ap, mac)["pending"] == 1
+    assert wait_until(lambda: record(ap, mac)["pending"] == 0, 3)
+    rec = record(ap, mac)
+    assert rec["hash"] == receipt.token and rec["updatecount"] == 1
+    # The JPEG we send quantises back to the same buffer the AP hashes.
+    assert receipt.token == image_buffer_hash(label_image("1.99"))
+
+
+def test_identical_image_is_skipped(ap_factory) -> None:
+    ap = ap_factory(interval_s=0.2)
+    mac = macs(1)[0]
+    ap.add_tags([mac])
+    backend = OpenEPaperLinkBackend(ap.url)
+    backend.push(mac, LabelContent("c1", image=label_image("2.49", "red")))
+    assert wait_until(lambda: record(ap, mac)["updatecount"] == 1, 3)
+    backend.push(mac, LabelContent("c1", image=label_image("2.49", "red")))
+    assert record(ap, mac)["pending"] == 0 and ap.field.counts["skipped"] == 1
+    assert any("same as current" in line for line in ap.field.log)
+
+
+def test_failed_transfer_drops_the_queue(ap_factory) -> None:
+    ap = ap_factory(interval_s=0.2, failure_rate=0.999, seed=3)
+    mac = macs(1)[0]
+    ap.add_tags([mac])
+    OpenEPaperLinkBackend(ap.url).push(mac, LabelContent("c1", image=label_image("3.00")))
+    assert wait_until(lambda: ap.field.counts["failed"] >= 1, 3)
+    rec = record(ap, mac)
+    assert rec["pending"] == 0 and rec["updatecount"] == 0 and rec["hash"] == "0" * 32
+    assert any("queue dropped" in line for line in ap.field.log)
+
+
+def test_led_flash_pattern_round_trips_and_unknown_macs_are_refused(ap_factory) -> None:
+    ap = ap_factory(interval_s=0.1)
+    mac = macs(1)[0]
+    ap.add_tags([mac])
+    backend = OpenEPaperLinkBackend(ap.url)
+    pattern = encode_led_pattern("blue", "double", 14.0)
+    assert decode_led_pattern(pattern) == {"colour": "blue", "pattern": "double", "duration_s": 14.0}
+    backend.flash(mac, LedFlash("blue", "double", 14.0))
+    assert wait_until(lambda: record(ap, mac)["led"] == "blue/double", 3)
+    backend.stop_flash(mac)
+    assert wait_until(lambda: record(ap, mac)["led"] == "", 3)
+    with pytest.raises(GatewayError) as err:
+        backend.flash("0000FFFFFFFFFFFF", LedFlash("red"))
+    assert err.value.reason == "unknown_label"
+    with pytest.raises(ValueError):
+        LedFlash("purple")
+
+
+def test_unreachable_ap_is_a_clear_gateway_error(ap_factory) -> None:
+    ap = ap_factory()
+    url = ap.url
+    ap.stop()
+    with pytest.raises(GatewayError) as err:
+        OpenEPaperLinkBackend(url, timeout_s=1).labels()
+    assert err.value.reason == "unreachable"
+
+
+def test_websocket_feed_reports_check_ins_with_sensor_values(ap_factory) -> None:
+    ap = ap_factory(interval_s=0.1)
+    mac = macs(1)[0]
+    ap.add_tags([mac], temperature=4.0, battery_mv=2500)
+    ws = WebSocketClient(ap.url.replace("http", "ws") + "/ws")
+    try:
+        urllib.request.urlopen(urllib.request.Request(
+            f"{ap.url}/sim/tag", data=f"mac={mac}&temperature=9".encode(), method="POST"), timeout=2).read()
+        seen = []
+        for _ in range(50):
+            text = ws.recv_text(timeout_s=1.0)
+            if text and '"tags"' in text:
+                seen += json.loads(text)["tags"]
+                if seen[-1]["temperature"] == 9:
+                    break
+        assert seen and seen[-1]["mac"] == mac and seen[-1]["temperature"] == 9 and seen[-1]["batteryMv"] == 2500
+    finally:
+        ws.close()
+
+
+def test_events_stream_yields_label_reports(ap_factory) -> None:
+    ap = ap_factory(interval_s=0.1)
+    ap.add_tags(macs(3))
+    stop = threading.Event()
+    got = set()
+    for event in OpenEPaperLinkBackend(ap.url).events(stop):
+        if event.report is not None:
+            got.add(event.report.label_id)
+        if len(got) == 3:
+            stop.set()
+    assert got == set(macs(3))
