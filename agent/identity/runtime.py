@@ -90,9 +90,9 @@ class IdentityMaintenance:
                     n = len(repo.purge_expired(conn, now=now, retention_s=self.cfg.retention_days * 86400.0))
             finally:
                 conn.close()
+            if n:
+                log.info("identity retention purge", extra={"deleted": n})
         self.last_purge, self.purged = now, self.purged + n
-        if n:
-            log.info("identity retention purge", extra={"deleted": n})
         return n
 
     def run(self, stop: threading.Event) -> None:

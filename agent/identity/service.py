@@ -301,6 +301,8 @@ class IdentityService:
         repo.audit(conn, "watchlist_add", identity_id=member.id, gallery="watchlist", actor="rule:scalper",
                    detail={"visitor_id": visitor_id, "entries_today": entries}, now=ts)
         added.append((member, np.stack(vectors)))
+        log.info("scalper rule: visitor put on the local watchlist",
+                 extra={"visitor_id": visitor_id, "watchlist_id": member.id, "entries_today": entries})
         return member
 
     def _add_face(self, identity_id: str, vector: np.ndarray, quality: float) -> None:
@@ -355,6 +357,8 @@ class IdentityService:
                 self.galleries.remove(identity_id)
                 self._forget_tracks(identity_id)
             self.counts["purged"] += len(gone)
+            if gone:
+                log.info("identity retention purge", extra={"deleted": len(gone)})
             return len(gone)
 
     def status(self) -> dict[str, Any]:

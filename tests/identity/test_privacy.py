@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -174,3 +175,18 @@ def test_staff_are_never_recorded_as_visits(make_service, outbox) -> None:
     assert d.kind == "staff" and not d.customer
     assert svc.conn.execute("SELECT COUNT(*) FROM identity_visits").fetchone()[0] == 0
     assert not any(s == "events/visitor" for s, _ in _outbox_bodies(outbox))
+
+
+def test_logs_never_carry_embeddings(make_service, caplog) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    svc = make_service(scalper_entries_per_day=2, session_gap_s=60)
+    faces = [sighting(person(1), i) for i in range(3)]
+    for i, f in enumerate(faces):
+        svc.observe("door", i, f, 0.9, T0 + i * 600)
+    svc.purge(now=T0 + 400 * DAY)
+    text = "\n".join(r.getMessage() + " " + repr(r.__dict__) for r in caplog.records)
+    assert caplog.records  # the purge logged something: the scan below looked at real output
+    assert not re.search(r"(-?\d*\.\d+(e-?\d+)?[,\s\]]+){8,}", text)  # no run of floats (a vector) anywhere
+    assert "array(" not in text and "embedding_b64" not in text
