@@ -23,6 +23,8 @@ from sync.commands import Command, CommandProcessor, CommandRejected, Handler
 LOCAL_ONLY_KEYS: frozenset[str] = frozenset({
     "store_id", "data_dir", "sync.broker", "sync.tls", "sync.username", "sync.password_file", "sync.client_id",
     "sync.protocol", "commands",
+    # Privacy switches stay with the store's operator: the cloud cannot turn on embedding export or swap the key.
+    "identity.share_embeddings_with_cloud", "identity.embedding_key_file",
 })
 
 

@@ -201,6 +201,8 @@ class Agent:
         self.outbox.max_messages = cfg.sync.outbox_max_messages
         self.outbox.default_ttl_s = cfg.sync.default_ttl_s
         self.supervisor.policy = SupervisorPolicy(**cfg.supervisor.model_dump())
+        if self.identity_service is not None and old.identity != cfg.identity:
+            self.identity_service.apply_config(cfg.identity)
         for name, section in (("health", "health"), ("sync", "sync")):
             if getattr(old, section) != getattr(cfg, section) and name in self.supervisor.names():
                 log.info("config changed: restarting component", extra={"component": name})

@@ -79,17 +79,27 @@ class IdentityService:
         self.alerts = alerts
         self.clock = clock
         self.dim = cfg.embedding_dim
-        self.policy = VisitPolicy(cfg.session_gap_s, cfg.regular_visits, cfg.regular_window_days,
-                                  cfg.scalper_entries_per_day)
-        self.thresholds = {g: cfg.match_threshold for g in repo.GALLERIES}
-        self.thresholds.update(watchlist=cfg.watchlist_threshold, vip=cfg.watchlist_threshold)
-        self.galleries = GallerySet(self.dim, ann_min_size=cfg.ann_min_size, nprobe=cfg.ann_nprobe)
         self._lock = threading.RLock()
+        self.apply_config(cfg)
+        self.galleries = GallerySet(self.dim, ann_min_size=cfg.ann_min_size, nprobe=cfg.ann_nprobe)
         self._local = threading.local()
         self._tracks: collections.OrderedDict[tuple[str, int], Decision] = collections.OrderedDict()
         self._refreshed_at = 0.0
         self.counts = {"observed": 0, "new": 0, "matched": 0, "optout": 0, "alerts": 0, "purged": 0}
         self.load()
+
+    def apply_config(self, cfg: IdentityConfig) -> None:
+        """Take new thresholds, visit rules, alert targets and sharing from a config reload. The embedding
+        dimension, key and index sizes need a restart."""
+        with self._lock:
+            self.cfg = cfg.model_copy(update={"embedding_dim": self.dim})
+            self.policy = VisitPolicy(cfg.session_gap_s, cfg.regular_visits, cfg.regular_window_days,
+                                      cfg.scalper_entries_per_day)
+            self.thresholds = {g: cfg.match_threshold for g in repo.GALLERIES}
+            self.thresholds.update(watchlist=cfg.watchlist_threshold, vip=cfg.watchlist_threshold)
+            if self.alerts is not None:
+                self.alerts.webhook_url = cfg.alert_webhook_url
+                self.alerts.webhook_timeout_s = cfg.alert_webhook_timeout_s
 
     # -- connections / loading -----------------------------------------------------------------------
     @property

@@ -133,3 +133,16 @@ def test_without_a_key_embedding_commands_are_refused_but_deletion_works(outbox,
     assert out.status == "rejected" and out.reason == "identity_disabled" and "embedding_key_file" in out.detail
     assert send("identity.delete", {"id": "01ABC"}).status == "applied"
     assert repo.is_tombstoned(outbox.conn, "01ABC")
+
+
+def test_the_cloud_cannot_switch_on_embedding_export_by_config_update(outbox) -> None:
+    from agent.commands.builtin import register_builtin
+
+    key, public = generate_keypair()
+    processor = CommandProcessor(outbox, store_id=STORE, trusted_keys={"k": load_public_key(public)})
+    register_builtin(processor, config_path=None, boot_id="b", started_at=0.0, versions=dict, on_config=lambda c: None)
+    for patch in ({"identity": {"share_embeddings_with_cloud": True}},
+                  {"identity": {"embedding_key_file": "/tmp/evil.key"}}):
+        cmd = build_command("config.update", STORE, {"config": patch}, key=key, key_id="k")
+        out = processor.process(json.dumps(cmd).encode())
+        assert out.status == "rejected" and out.reason == "forbidden_key" and "identity." in out.detail
