@@ -140,3 +140,8 @@ def bench_identity(
     else:
         for key, value in result.items():
             typer.echo(f"{key:<18} {value}")
+
+
+from agent.cli.products_cmd import bench_scale  # noqa: E402 - implemented with the products CLI
+
+app.command("scale")(bench_scale)

@@ -145,3 +145,31 @@ def gallery(
         typer.echo(f"{space}: {sum(plus.values())} embeddings, {len(plus)} PLUs")
         for plu, n in plus.items():
             typer.echo(f"  {plu:<16} {n}")
+
+
+def bench_scale(
+    weighings: Annotated[int, typer.Option(min=1, max=1000, help="Place/remove cycles.")] = 20,
+    protocol: Annotated[str, typer.Option(help="Simulated scale protocol: toledo8217, mt-sics, scp01.")] = "mt-sics",
+    image: Annotated[Optional[Path], typer.Option(help="Tray image (default: a generated one).", exists=True,
+                                                  dir_okay=False)] = None,
+    model_dir: ModelDirOption = None,
+    mirror: MirrorOption = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+    as_json: JsonOption = False,
+) -> None:
+    """Stable weight → candidates published, end to end through the pty scale simulator (p50/p95 ms)."""
+    from agent.products.bench import bench_scale as run
+    from models.spec import ModelError
+
+    cfg = _config(config)
+    try:
+        result = run(model_dir or cfg.models.dir, mirror=mirror or cfg.models.mirror, weighings=weighings,
+                     protocol=protocol, image=image, threads=cfg.products.threads)
+    except (ValueError, ModelError, OSError, RuntimeError) as exc:
+        _fail(exc)
+    if as_json:
+        print_json({k: result[k] for k in ("p50_stable_to_candidates_ms", "p95_stable_to_candidates_ms",
+                                           "weighings")})
+        return
+    for key, value in result.items():
+        typer.echo(f"{key:<30} {value}")
