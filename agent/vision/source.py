@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from agent.vision.capture import Capture, SourceKind, classify, open_capture
-from agent.vision.timing import Backoff, LiveClock, RateMeter
+from agent.vision.timing import Backoff, FrameGaps, LiveClock, RateMeter
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,7 @@ class FrameSource:
                                     or (timestamps == "auto" and self.kind in ("rtsp", "usb", "file", "images")))
         self._backoff = Backoff(reconnect_initial_s, max(reconnect_max_s, reconnect_initial_s))
         self._clock = LiveClock(max_drift_s)
+        self._gaps = FrameGaps()
         self._meter = RateMeter()
         self._lock = threading.Condition()
         self._stop = threading.Event()
@@ -107,7 +108,7 @@ class FrameSource:
         self._cap: Capture | None = None  # replay mode
         self._replay_bad = 0
         self._next_index = 0
-        self._stats: dict[str, Any] = {"frames": 0, "dropped": 0, "corrupt": 0, "reconnects": 0,
+        self._stats: dict[str, Any] = {"frames": 0, "dropped": 0, "corrupt": 0, "missing": 0, "reconnects": 0,
                                        "stalls": 0, "last_error": None, "connected": False, "backoff_s": 0.0}
 
     # ------------------------------------------------------------------ public API
@@ -150,7 +151,8 @@ class FrameSource:
 
     def stats(self) -> dict[str, Any]:
         """``frames`` read from the source, ``dropped`` (overwritten before the consumer took them),
-        ``corrupt`` (unreadable frames), ``reconnects`` (reopen attempts after a failure), ``stalls`` (reads that
+        ``corrupt`` (unreadable frames), ``missing`` (live: frames the source clock says were sent but never
+        arrived, e.g. RTP packets lost), ``reconnects`` (reopen attempts after a failure), ``stalls`` (reads that
         exceeded the stall timeout), ``last_error``, ``fps`` (source frame rate over the last 5 s),
         ``connected`` and ``backoff_s`` (the last reconnect wait)."""
         with self._lock:
@@ -301,6 +303,7 @@ class FrameSource:
         with self._lock:
             self._stats["connected"] = True
         self._clock.new_connection(self._trust_source_clock)
+        self._gaps.reset()
         bad = 0
         delivered = 0
         paced = cap.is_file
@@ -313,19 +316,20 @@ class FrameSource:
             if not self._current(gen):
                 return "stopped"
             if ok and _valid(image):
+                pos = cap.position_s(cap.frame_index()) if self._trust_source_clock else None
+                missing = self._gaps.observe(pos, explained=bad)
                 if bad:
                     with self._lock:
                         self._stats["corrupt"] += bad
                     bad = 0
                 self._backoff.reset()
-                pos = cap.position_s(cap.frame_index()) if self._trust_source_clock else None
                 if paced and pos is not None:
                     due = self._clock.planned(pos)
                     if due is not None:
                         delay = self._clock.to_monotonic(due) - time.monotonic()
                         if delay > 0 and self._stop.wait(delay):
                             return "stopped"
-                self._publish(image, self._clock.stamp(pos))
+                self._publish(image, self._clock.stamp(pos), missing)
                 delivered += 1
                 continue
             if elapsed >= self.stall_timeout_s * 0.9:
@@ -340,9 +344,10 @@ class FrameSource:
                 return f"{bad} consecutive failed reads"
         return "stopped"
 
-    def _publish(self, image: np.ndarray, ts: float) -> None:
+    def _publish(self, image: np.ndarray, ts: float, missing: int = 0) -> None:
         self._meter.tick()
         with self._lock:
+            self._stats["missing"] += missing
             if self._slot is not None:
                 self._stats["dropped"] += 1
             self._slot = Frame(image, ts, self._next_index)

@@ -143,6 +143,47 @@ class LiveClock:
         return None if self._anchor is None or not self._trust else self._anchor + pos_s
 
 
+class FrameGaps:
+    """Frames missing from a live stream, seen as steps in its source clock.
+
+    A frame the camera sent but that never arrived (an RTP packet lost makes FFmpeg drop the whole frame without
+    an error) leaves a gap of k frame intervals, i.e. k - 1 missing frames. The interval is the median of the
+    recent steps; ``explained`` frames (reads that failed, already counted as corrupt) are not counted twice;
+    steps longer than ``max_gap_s`` are clock discontinuities, not losses. Call ``reset()`` per connection.
+
+    Example:
+        >>> gaps = FrameGaps()
+        >>> [gaps.observe(t / 10) for t in (0, 1, 2, 3, 4, 5, 6, 9, 10, 12)]
+        [0, 0, 0, 0, 0, 0, 0, 2, 0, 1]
+        >>> gaps.observe(1.4, explained=1)
+        0
+    """
+
+    def __init__(self, window: int = 15, min_steps: int = 5, max_gap_s: float = 5.0) -> None:
+        self.min_steps, self.max_gap_s = min_steps, max_gap_s
+        self._steps: deque[float] = deque(maxlen=window)
+        self._last: float | None = None
+
+    def reset(self) -> None:
+        self._steps.clear()
+        self._last = None
+
+    def observe(self, pos_s: float | None, explained: int = 0) -> int:
+        """Record a frame at source time ``pos_s`` (None: no clock); returns the frames missing before it."""
+        if pos_s is None:
+            return 0
+        last, self._last = self._last, pos_s
+        step = pos_s - last if last is not None else 0.0
+        if step <= 0 or step > self.max_gap_s:
+            return 0
+        if len(self._steps) >= self.min_steps:
+            interval = sorted(self._steps)[len(self._steps) // 2]
+            if step > 1.5 * interval:
+                return max(0, round(step / interval) - 1 - explained)
+        self._steps.append(step)
+        return 0
+
+
 class RateMeter:
     """Events per second over a sliding window of the last ``window_s`` seconds."""
 

@@ -72,13 +72,14 @@ class _Session:
     udp: tuple[socket.socket, socket.socket] | None = None
     udp_dest: tuple[tuple[str, int], tuple[str, int]] | None = None
     playing: bool = False
-    started: float = 0.0
+    start_tick: int = 0
     packets: int = 0
     octets: int = 0
     last_sr: float = 0.0
 
-    def rtp_time(self, now: float) -> int:
-        return (self.ts_base + int((now - self.started) * CLOCK_RATE)) & 0xFFFFFFFF
+    def rtp_time(self, tick: int, fps: float) -> int:
+        """The camera's sampling clock: exactly 90000 / fps per frame tick since PLAY."""
+        return (self.ts_base + round((tick - self.start_tick) * CLOCK_RATE / fps)) & 0xFFFFFFFF
 
     def send(self, data: list[bytes], rtcp: bool = False) -> bool:
         if self.udp is not None and self.udp_dest is not None:
@@ -104,7 +105,8 @@ class RtspServer:
     """An RTSP camera on ``127.0.0.1`` serving ``frames`` (BGR images) in a loop at ``fps``.
 
     Attributes (read by tests): ``frames_sent`` (frames sent to at least one playing session), ``corrupted_sent``,
-    ``connections`` (TCP connections accepted), ``requests`` (Counter of RTSP methods received).
+    ``lost`` (frames whose first packet was withheld), ``connections`` (TCP connections accepted), ``requests``
+    (Counter of RTSP methods received), ``transports`` (Counter of ``"tcp"``/``"udp"`` sessions set up).
     """
 
     def __init__(self, frames: Sequence[np.ndarray], *, fps: float = 25.0, port: int = 0, path: str = "stream",
@@ -120,10 +122,14 @@ class RtspServer:
         self.max_payload = max_payload
         self.frames_sent = 0
         self.corrupted_sent = 0
+        self.lost = 0
         self.connections = 0
         self.requests: Counter[str] = Counter()
+        self.transports: Counter[str] = Counter()
         self._rng = np.random.default_rng(7)
         self._corrupt_pending = 0
+        self._lose_pending = 0
+        self._tick = 0
         self._stalled = threading.Event()
         self._alive = threading.Event()
         self._lock = threading.Lock()
@@ -210,6 +216,12 @@ class RtspServer:
         with self._lock:
             self._corrupt_pending += n
 
+    def lose_next(self, n: int = 1) -> None:
+        """Withhold the first RTP packet of each of the next ``n`` frames (packet loss; sequence numbers skip):
+        the client must discard the rest of those frames."""
+        with self._lock:
+            self._lose_pending += n
+
     @property
     def clients(self) -> int:
         """Open client connections."""
@@ -224,46 +236,52 @@ class RtspServer:
 
     # ------------------------------------------------------------------ media
     def _broadcast_loop(self) -> None:
+        """One frame per tick of 1/fps. Late ticks are sent at once with their own timestamps (a camera's clock
+        does not slip when the network is slow); more than a second behind, the schedule restarts."""
         interval = 1.0 / self.fps
-        due = time.monotonic()
-        index = 0
+        start = time.monotonic() - self._tick * interval
         while self._alive.is_set():
-            delay = due - time.monotonic()
+            now = time.monotonic()
+            delay = start + self._tick * interval - now
             if delay > 0:
                 time.sleep(min(delay, 0.05))
                 continue
-            due = max(due + interval, time.monotonic() - interval)  # never burst to catch up
+            if delay < -1.0:
+                start = now - self._tick * interval
+            tick = self._tick
+            self._tick += 1
             if self._stalled.is_set():
                 continue
-            frame = self.jpegs[index % len(self.jpegs)]
-            index += 1
+            frame = self.jpegs[tick % len(self.jpegs)]
             with self._lock:
                 playing = [s for s in self._sessions.values() if s.playing]
                 corrupt = bool(playing) and self._corrupt_pending > 0
-                if corrupt:
-                    self._corrupt_pending -= 1
+                self._corrupt_pending -= corrupt
+                lose = bool(playing) and self._lose_pending > 0
+                self._lose_pending -= lose
             if not playing:
                 continue
             if corrupt:
                 frame = frame.corrupted(self._rng)
                 self.corrupted_sent += 1
             self.frames_sent += 1
-            now = time.monotonic()
+            self.lost += lose
             for session in playing:
-                self._send_frame(session, frame, now)
+                self._send_frame(session, frame, tick, now, lose)
 
-    def _send_frame(self, session: _Session, frame: JpegFrame, now: float) -> None:
-        rtp_ts = session.rtp_time(now)
+    def _send_frame(self, session: _Session, frame: JpegFrame, tick: int, now: float, lose: bool) -> None:
+        rtp_ts = session.rtp_time(tick, self.fps)
         packets = rtp_packets(frame, seq=session.seq, timestamp=rtp_ts, ssrc=session.ssrc,
                               max_payload=self.max_payload)
         session.seq = (session.seq + len(packets)) & 0xFFFF
-        ok = session.send(packets)
-        session.packets += len(packets)
-        session.octets += sum(len(p) - 12 for p in packets)
+        sent = packets[1:] if lose else packets
+        ok = session.send(sent)
+        session.packets += len(sent)
+        session.octets += sum(len(p) - 12 for p in sent)
         if ok and now - session.last_sr >= 1.0:
             session.last_sr = now
             ok = session.send([sender_report(ssrc=session.ssrc, rtp_timestamp=rtp_ts, packets=session.packets,
-                                             octets=session.octets, cname=f"camera@127.0.0.1")], rtcp=True)
+                                             octets=session.octets, cname="camera@127.0.0.1")], rtcp=True)
         if not ok and session.udp is None:
             self._forget(session.client)
 
@@ -361,11 +379,11 @@ class RtspServer:
         extra = {"Session": f"{session.id};timeout={self.session_timeout_s}"}
         if method == "PLAY":
             if not session.playing:
-                session.started = time.monotonic()
+                session.start_tick = self._tick
                 session.playing = True
             track = f"rtsp://127.0.0.1:{self.port}/{self.path}/track0"
-            extra.update({"Range": "npt=0.000-",
-                          "RTP-Info": f"url={track};seq={session.seq};rtptime={session.rtp_time(time.monotonic())}"})
+            rtptime = session.rtp_time(self._tick, self.fps)
+            extra.update({"Range": "npt=0.000-", "RTP-Info": f"url={track};seq={session.seq};rtptime={rtptime}"})
         elif method == "PAUSE":
             session.playing = False
         elif method == "TEARDOWN":
@@ -403,6 +421,7 @@ class RtspServer:
                 continue
             with self._lock:
                 self._sessions[session.id] = session
+            self.transports["udp" if session.udp is not None else "tcp"] += 1
             return _response(200, cseq, {"Transport": transport,
                                          "Session": f"{session.id};timeout={self.session_timeout_s}"})
         return _response(461, cseq)

@@ -21,6 +21,7 @@ from agent.store import connect, open_store
 from agent.vision.capture import open_capture
 from agent.vision.pipeline import CameraPipeline
 from agent.vision.source import FrameSource
+from agent.vision.timing import FrameGaps
 from models.registry import install
 from sync.outbox import Outbox
 from tests.support.rtsp_server import RtspServer
@@ -50,6 +51,21 @@ def _wait(predicate: Callable[[], bool], timeout: float, step: float = 0.02) -> 
             return True
         time.sleep(step)
     return predicate()
+
+
+def test_frame_gaps_count_frames_missing_from_the_source_clock() -> None:
+    gaps = FrameGaps()
+    assert [gaps.observe(i * 0.04) for i in range(8)] == [0] * 8
+    assert gaps.observe(9 * 0.04) == 1  # frame 8 never came
+    assert gaps.observe(13 * 0.04) == 3
+    assert gaps.observe(15 * 0.04, explained=1) == 0  # the frame in between failed to decode: already corrupt
+    assert gaps.observe(15 * 0.04 + 30.0) == 0  # a jump of the clock, not 750 lost frames
+    assert gaps.observe(None) == 0
+    gaps.reset()
+    assert [gaps.observe(i * 0.04) for i in (0, 1, 3)] == [0, 0, 0]  # too few steps yet to know the interval
+    alternating = FrameGaps()  # GIF-style 60/70 ms delays are jitter, not loss
+    t = np.cumsum([0.06, 0.07] * 20)
+    assert sum(alternating.observe(float(x)) for x in t) == 0
 
 
 @pytest.fixture
@@ -90,8 +106,8 @@ def test_opencv_decodes_every_rtp_jpeg_frame_with_its_size_colour_and_rtp_time(r
     assert _wait(lambda: server.requests["TEARDOWN"] == 1 and server.clients == 0, 3.0), server.requests
 
 
-def test_frame_source_reads_a_live_rtsp_camera(rtsp_server) -> None:  # noqa: ANN001
-    server = rtsp_server(_solid_frames((640, 480)), fps=25)
+def test_frame_source_reads_a_live_rtsp_camera_and_keeps_the_session_alive(rtsp_server) -> None:  # noqa: ANN001
+    server = rtsp_server(_solid_frames((640, 480)), fps=25, session_timeout_s=2)
     with FrameSource(server.url, live=True, open_timeout_s=5.0, stall_timeout_s=2.0) as src:
         frames = []
         deadline = time.monotonic() + 8.0
@@ -100,12 +116,45 @@ def test_frame_source_reads_a_live_rtsp_camera(rtsp_server) -> None:  # noqa: AN
             if frame is not None:
                 frames.append(frame)
         assert _wait(lambda: src.stats()["fps"] > 15, 3.0), src.stats()
+        # FFmpeg refreshes a session with a 2 s timeout every second (GET_PARAMETER: the server lists it in Public)
+        assert _wait(lambda: server.requests["GET_PARAMETER"] >= 1, 3.0), server.requests
         stats = src.stats()
     assert len(frames) == 20
     assert all(f.image.shape == (480, 640, 3) and _colour_index(f.image) is not None for f in frames)
     ts = np.array([f.ts for f in frames])
     assert np.all(np.diff(ts) > 0) and abs(ts[-1] - time.time()) < 5  # epoch seconds, never decreasing
     assert stats["connected"] and stats["reconnects"] == 0 and stats["corrupt"] == 0 and stats["stalls"] == 0
+    assert stats["missing"] == 0
+    assert server.transports == {"tcp": 1}  # RTP/AVP/TCP interleaved, the source's default
+
+
+def test_rtp_over_udp_when_the_environment_asks_for_it(rtsp_server, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;udp")
+    server = rtsp_server(_solid_frames(), fps=25)
+    with FrameSource(server.url, live=True, open_timeout_s=5.0, stall_timeout_s=2.0) as src:
+        assert _wait(lambda: src.stats()["frames"] >= 15, 8.0), src.stats()
+        frame = src.read(timeout=1.0)
+    assert frame is not None and frame.image.shape == (240, 320, 3) and _colour_index(frame.image) is not None
+    assert server.transports == {"udp": 1}
+
+
+def test_lost_packets_drop_frames_that_are_counted_as_missing(rtsp_server) -> None:  # noqa: ANN001
+    server = rtsp_server(_solid_frames((640, 480)), fps=25)  # 4 RTP packets per frame
+    with FrameSource(server.url, live=True, open_timeout_s=5.0, stall_timeout_s=2.0) as src:
+        assert _wait(lambda: src.stats()["frames"] >= 15, 8.0), src.stats()
+        server.lose_next(1)
+        assert _wait(lambda: server.lost == 1, 2.0)
+        time.sleep(0.4)
+        server.lose_next(3)  # three frames in a row
+        assert _wait(lambda: server.lost == 4, 2.0)
+        assert _wait(lambda: src.stats()["missing"] >= 4, 3.0), src.stats()
+        time.sleep(0.4)
+        frame = src.read(timeout=1.0)
+        stats = src.stats()
+    # FFmpeg discards the incomplete frames silently; the gaps in the RTP clock tell how many
+    assert stats["missing"] == 4, stats
+    assert stats["corrupt"] == 0 and stats["reconnects"] == 0 and stats["connected"]
+    assert frame is not None and _colour_index(frame.image) is not None
 
 
 def test_a_stalled_stream_is_detected_by_the_read_timeout_and_reconnected_with_backoff(rtsp_server) -> None:  # noqa: ANN001
@@ -175,8 +224,28 @@ def test_corrupt_frames_are_counted_and_never_fatal(rtsp_server) -> None:  # noq
         stats = src.stats()
     # FFmpeg rejects some garbage scans (counted here) and conceals the others as damaged images
     assert 1 <= stats["corrupt"] <= 12, stats
+    assert stats["missing"] == 0  # a rejected frame's gap in the RTP clock is not counted twice
     assert stats["reconnects"] == 0 and stats["stalls"] == 0 and stats["connected"]
     assert len(good) == 5 and None not in good  # the stream goes on with intact frames
+
+
+def test_real_video_frames_arrive_intact_in_8_pixel_blocks(rtsp_server, gif_frames) -> None:  # noqa: ANN001
+    server = rtsp_server(gif_frames, fps=15)
+    cap, error = open_capture(server.url, "rtsp", open_timeout_s=5.0, read_timeout_s=2.0)
+    assert cap is not None, error
+    try:
+        decoded = [cap.read()[1] for _ in range(12)]
+    finally:
+        cap.release()
+    originals = np.stack(gif_frames).astype(np.int16)
+    matches = []
+    for image in decoded:
+        # RFC 2435 sends sizes in 8-pixel blocks: a 480x270 camera arrives as 480x272 (2 rows of edge padding)
+        assert image is not None and image.shape == (272, 480, 3)
+        errors = np.abs(originals - image[:270].astype(np.int16)).mean(axis=(1, 2, 3))
+        matches.append(int(errors.argmin()))
+        assert errors.min() < 4.0, errors.min()  # the same picture, up to JPEG loss
+    assert all((b - a) % len(gif_frames) == 1 for a, b in zip(matches, matches[1:])), matches
 
 
 # ---------------------------------------------------------------- the whole camera pipeline
