@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from agent.cli.common import DEFAULT_CONFIG, ConfigOption, JsonOption, load_or_exit, print_json
+from devices.esl.model import LABEL_TYPES
 
 app = typer.Typer(help="Electronic shelf labels: preview, pick, find, simulator.", no_args_is_help=True)
 
@@ -19,7 +20,7 @@ app = typer.Typer(help="Electronic shelf labels: preview, pick, find, simulator.
 @app.command("preview")
 def preview(plu: Annotated[str, typer.Argument(help="The article's PLU (from the price book).")],
             label_type: Annotated[str, typer.Option("--label-type", "-t",
-                                                    help="Label hardware type, e.g. 29bwr (see --list-types).")],
+                                                    help=f"Label hardware type: {', '.join(LABEL_TYPES)}.")],
             out: Annotated[Path, typer.Option("--out", "-o", help="PNG file to write.")],
             template: Annotated[Optional[str], typer.Option(
                 "--template", help="Template name or .toml/.json path (default: the type's default).")] = None,
@@ -29,8 +30,8 @@ def preview(plu: Annotated[str, typer.Argument(help="The article's PLU (from the
     """Render the label of PLU for a label type from the price book and write it as PNG."""
     from agent.pricebook import PriceBook
     from agent.store import StoreError, connect, open_store
-    from devices.esl.model import LABEL_TYPES
-    from devices.esl.render import render_label
+    from devices.esl.fonts import FontError
+    from devices.esl.render import RenderError, render_label
     from devices.esl.templates import TemplateError, load_template
 
     if label_type not in LABEL_TYPES:
@@ -54,7 +55,11 @@ def preview(plu: Annotated[str, typer.Argument(help="The article's PLU (from the
         typer.echo(f"unknown PLU {plu!r} (not in the price book at that time; see `store-agent prices list`)",
                    err=True)
         raise typer.Exit(1)
-    rendered = render_label(article, lt, tpl, at_ts)
+    try:
+        rendered = render_label(article, lt, tpl, at_ts)
+    except (RenderError, FontError) as exc:
+        typer.echo(f"cannot render {plu} on {label_type}: {exc}", err=True)
+        raise typer.Exit(2) from exc
     image = rendered.image
     if scale > 1:
         image = image.resize((image.width * scale, image.height * scale), 0)
