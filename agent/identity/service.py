@@ -92,12 +92,13 @@ class IdentityService:
         """Take new thresholds, visit rules, alert targets and sharing from a config reload. The embedding
         dimension, key and index sizes need a restart."""
         with self._lock:
-            self.cfg = cfg.model_copy(update={"embedding_dim": self.dim})
+            old, self.cfg = self.cfg, cfg.model_copy(update={"embedding_dim": self.dim})
             self.policy = VisitPolicy(cfg.session_gap_s, cfg.regular_visits, cfg.regular_window_days,
                                       cfg.scalper_entries_per_day)
             self.thresholds = {g: cfg.match_threshold for g in repo.GALLERIES}
             self.thresholds.update(watchlist=cfg.watchlist_threshold, vip=cfg.watchlist_threshold)
-            if self.alerts is not None:
+            if self.alerts is not None and (old.alert_webhook_url, old.alert_webhook_timeout_s) != (
+                    cfg.alert_webhook_url, cfg.alert_webhook_timeout_s):
                 self.alerts.webhook_url = cfg.alert_webhook_url
                 self.alerts.webhook_timeout_s = cfg.alert_webhook_timeout_s
 
