@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from agent.esl.leds import LedRequestError, flash_rows, resolve_labels
-from agent.esl.state import get_label, save_labels
+from agent.esl.state import get_label, save_links
 from agent.pricebook.book import PriceBook
 from devices.esl.backends.base import GatewayBackend, LedFlash
 from sync.commands import Command, CommandProcessor, CommandRejected, Handler
@@ -96,7 +96,7 @@ def register_esl(processor: CommandProcessor, *, backends: Callable[[], Mapping[
             rows.append(row)
             out.append({"label": row.mac, "plu": plu, "status": "linked" if plu else "unlinked",
                         "position": row.position_text})
-        save_labels(conn, rows)
+        save_links(conn, rows)
         return {"labels": out}
 
     def relinked(cmd: Command, result: dict[str, Any]) -> None:

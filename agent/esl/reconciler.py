@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.esl.content import ImageCache, Renderer, article_payload, content_key
-from agent.esl.state import LabelRow, load_labels, save_labels
+from agent.esl.state import LINK_COLUMNS, LabelRow, load_labels, save_labels
 from agent.pricebook.book import PriceBook
 from devices.esl.backends.base import GatewayBackend, GatewayError, LabelContent, LabelReport, PushReceipt
 
@@ -88,10 +88,14 @@ class Reconciler:
         self.flush()
         fresh = load_labels(self.conn, self.gateway)
         for mac, row in fresh.items():
-            old = self.labels.get(mac)
-            if old is None or (old.plu, old.template, old.label_type) != (row.plu, row.template, row.label_type):
-                row.desired_key = None  # forces a re-evaluation
-            self.labels[mac] = row
+            mine = self.labels.get(mac)
+            if mine is None:
+                self.labels[mac] = row
+                continue
+            if (mine.plu, mine.template, mine.label_type) != (row.plu, row.template, row.label_type):
+                mine.desired_key = None  # forces a re-evaluation
+            for column in LINK_COLUMNS:  # delivery state stays ours; links and positions are the command's
+                setattr(mine, column, getattr(row, column))
         for mac in set(self.labels) - set(fresh):
             del self.labels[mac]
 
@@ -280,7 +284,7 @@ class Reconciler:
             return
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            save_labels(self.conn, rows)
+            save_labels(self.conn, rows, links=False)
             for statement, args in sql:
                 self.conn.execute(statement, args)
             self.conn.execute("COMMIT")

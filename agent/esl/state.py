@@ -62,8 +62,13 @@ class LabelRow:
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LabelRow))
-_UPSERT = (f"INSERT INTO esl_labels({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-           f" ON CONFLICT(mac) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c != "mac"))
+#: Columns owned by ``esl.relink`` (the reconciler only reads them, so its writes never undo a relink).
+LINK_COLUMNS: tuple[str, ...] = ("label_type", "plu", "template", "aisle", "shelf", "slot", "fridge_group")
+_INSERT = f"INSERT INTO esl_labels({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+_UPSERT = _INSERT + " ON CONFLICT(mac) DO UPDATE SET " + ", ".join(
+    f"{c} = excluded.{c}" for c in COLUMNS if c != "mac")
+_UPSERT_DELIVERY = _INSERT + " ON CONFLICT(mac) DO UPDATE SET " + ", ".join(
+    f"{c} = excluded.{c}" for c in COLUMNS if c != "mac" and c not in LINK_COLUMNS)
 
 
 def load_labels(conn: sqlite3.Connection, gateway: str | None = None) -> dict[str, LabelRow]:
@@ -78,11 +83,18 @@ def get_label(conn: sqlite3.Connection, mac: str) -> LabelRow | None:
     return LabelRow(*r) if r else None
 
 
-def save_labels(conn: sqlite3.Connection, rows: list[LabelRow]) -> None:
-    """Upsert ``rows`` (the caller owns the transaction)."""
-    conn.executemany(_UPSERT, [tuple(asdict(r).values()) for r in rows])
+def save_labels(conn: sqlite3.Connection, rows: list[LabelRow], *, links: bool = True) -> None:
+    """Upsert ``rows`` (the caller owns the transaction); ``links=False`` leaves the link columns of existing
+    rows alone (the reconciler's writes)."""
+    conn.executemany(_UPSERT if links else _UPSERT_DELIVERY, [tuple(asdict(r).values()) for r in rows])
 
 
 def labels_of_plu(conn: sqlite3.Connection, plu: str) -> list[LabelRow]:
     rows = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM esl_labels WHERE plu = ? ORDER BY mac", (plu,))
     return [LabelRow(*r) for r in rows]
+
+
+def save_links(conn: sqlite3.Connection, rows: list[LabelRow]) -> None:
+    """Write only the link/position columns of existing ``rows`` (``esl.relink``)."""
+    conn.executemany(f"UPDATE esl_labels SET {', '.join(f'{c} = ?' for c in LINK_COLUMNS)}, updated_at = ?"
+                     " WHERE mac = ?", [(*(getattr(r, c) for c in LINK_COLUMNS), r.updated_at, r.mac) for r in rows])

@@ -13,6 +13,7 @@ import pytest
 
 from agent.esl.content import default_renderer
 from agent.esl.reconciler import Reconciler, ReconcilerSettings
+from agent.esl.state import save_links
 from agent.pricebook import PriceBook
 from agent.pricebook.article import Article
 from agent.store import connect, open_store
@@ -101,8 +102,7 @@ class Driver:
     def link(self, mac_to_plu: dict[str, str]) -> None:
         for mac, plu in mac_to_plu.items():
             self.rec.labels[mac].plu = plu
-            self.rec.dirty.add(mac)
-        self.rec.flush()
+        save_links(self.rec.conn, [self.rec.labels[m] for m in mac_to_plu])
 
     def step(self, poll: bool = False) -> None:
         with self.lock:
