@@ -70,3 +70,9 @@ def preview(plu: Annotated[str, typer.Argument(help="The article's PLU (from the
         print_json(info)
     else:
         typer.echo(f"wrote {out} ({lt.width}x{lt.height}, {lt.colors}) hash {rendered.hash[:16]}")
+
+
+# Gateway-side commands (pick, find, labels, simulate-ap) live in their own module.
+from agent.cli import esl_gateway_cmd  # noqa: E402
+
+esl_gateway_cmd.register(app)
