@@ -19,6 +19,7 @@ class ProductsRuntime:
 
     def __init__(self, cfg: Any, db_path: Path, outbox: Any, local_bus: Any, processor: Any) -> None:
         self.cfg = cfg
+        self.products_cfg = effective_products_config(cfg)
         self.db_path = db_path
         self.outbox = outbox
         self.local_bus = local_bus
@@ -31,11 +32,11 @@ class ProductsRuntime:
     @property
     def wanted(self) -> bool:
         """Whether the ``products`` component should run (enabled and at least one scale camera)."""
-        return bool(self.cfg.products.enabled and self.cfg.products.cameras)
+        return bool(self.products_cfg.enabled and self.products_cfg.cameras)
 
     def build(self) -> WeighingService:
         """Supervisor factory of the ``products`` component."""
-        self.service = WeighingService(self.cfg.products, db_path=self.db_path, outbox=self.outbox,
+        self.service = WeighingService(self.products_cfg, db_path=self.db_path, outbox=self.outbox,
                                        model_dir=self.cfg.models.dir, mirror=self.cfg.models.mirror,
                                        local_bus=self.local_bus, embedder=self._embedder)
         return self.service
@@ -58,3 +59,22 @@ class ProductsRuntime:
     def _on_gallery_change(self) -> None:
         if self.service is not None:
             self.service.reload_gallery()
+
+
+def effective_products_config(cfg: Any) -> Any:
+    """``cfg.products`` with a tray camera added for every enabled ``[[scales]]`` entry that names one
+    (``camera`` = a ``[[cameras]]`` name, ``tray_roi``); ``[[products.cameras]]`` entries take precedence."""
+    from agent.config.products_models import ScaleCameraConfig
+
+    products = cfg.products
+    cameras = list(products.cameras)
+    have = {c.scale for c in cameras}
+    by_name = {c.name: c for c in getattr(cfg, "cameras", [])}
+    for scale in getattr(cfg, "scales", []):
+        camera = by_name.get(getattr(scale, "camera", "") or "")
+        if camera is None or scale.name in have or not getattr(scale, "enabled", True):
+            continue
+        roi = tuple(getattr(scale, "tray_roi", None) or (0.0, 0.0, 1.0, 1.0))
+        cameras.append(ScaleCameraConfig(scale=scale.name, url=camera.url,
+                                         roi=None if roi == (0.0, 0.0, 1.0, 1.0) else roi))
+    return products.model_copy(update={"cameras": cameras})

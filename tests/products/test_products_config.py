@@ -1,0 +1,32 @@
+"""Which scales get recognition: ``[[products.cameras]]`` tables and ``[[scales]] camera``/``tray_roi``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.config import load_config
+from agent.products.runtime import effective_products_config
+
+
+def test_scales_naming_a_camera_get_a_tray_camera(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text('[[cameras]]\nname = "deli-cam"\nurl = "/tmp/tray.jpg"\nenabled = false\n'
+                    '[[scales]]\nname = "deli-1"\nport = "/dev/null"\nprotocol = "mt-sics"\ncamera = "deli-cam"\n'
+                    'tray_roi = [0.1, 0.2, 0.9, 0.8]\n'
+                    '[[scales]]\nname = "deli-2"\nport = "/dev/null"\nprotocol = "scp01"\n'
+                    '[products]\nhttp_port = 8099\n[[products.cameras]]\nscale = "self-1"\nurl = "rtsp://cam/1"\n')
+    cameras = {c.scale: c for c in effective_products_config(load_config(path)).cameras}
+    assert set(cameras) == {"deli-1", "self-1"}  # deli-2 names no camera
+    assert cameras["deli-1"].url == "/tmp/tray.jpg" and cameras["deli-1"].roi == (0.1, 0.2, 0.9, 0.8)
+
+
+def test_invalid_products_values_name_the_field(tmp_path: Path) -> None:
+    from agent.config import ConfigError
+
+    path = tmp_path / "agent.toml"
+    path.write_text('[products]\ntop_k = 0\n[[products.cameras]]\nscale = "s"\nurl = "x.jpg"\nroi = [0.5, 0, 0.4, 1]\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert "top_k" in str(err.value) and "roi" in str(err.value)
