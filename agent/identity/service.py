@@ -188,7 +188,10 @@ class IdentityService:
                 if prev.kind == "new" and prev.visitor_id and match is None:
                     self._add_face(prev.visitor_id, vector, quality)
                 return prev
-            decision = self._decide(camera, track_id, vector, quality, ts, match, zones, undo=created_here)
+            # A provisional visitor is merged away when the track turns out to be someone known, staff or an
+            # opt-out; a watchlist match keeps the visit (the person is still a visitor) and alerts.
+            undo = created_here if match is None or match.member.gallery != "watchlist" else frozenset()
+            decision = self._decide(camera, track_id, vector, quality, ts, match, zones, undo=undo)
             self._tracks[key] = decision
             self._tracks.move_to_end(key)
             while len(self._tracks) > _TRACK_MEMORY:

@@ -86,3 +86,27 @@ def test_scalper_rule_off_by_default(make_service) -> None:
     frank = person(7)
     kinds = {svc.observe("door", i, sighting(frank, i), 0.9, T0 + i * 600).kind for i in range(8)}
     assert "watchlist" not in kinds
+
+
+def test_redecision_to_a_watchlist_match_keeps_the_visit_and_alerts(make_service) -> None:
+    from agent.identity.audit import enrol
+
+    svc = make_service()
+    ivan = person(11)
+    first = svc.observe("door", 1, sighting(ivan, 0), 0.5, T0)
+    with repo.transaction(svc.conn):
+        enrol(svc.conn, svc.cipher, identity_id="wl-ivan", gallery="watchlist", kind="theft", embeddings=[ivan],
+              actor="test", now=T0)
+    svc.reload(["wl-ivan"])
+    again = svc.observe("door", 1, sighting(ivan, 1), 0.9, T0 + 3)
+    assert again.kind == "watchlist" and again.alert_id and again.visitor_id == "wl-ivan"
+    assert repo.get_identity(svc.conn, first.visitor_id) is not None  # the visit was not erased by the alert
+
+
+def test_apply_config_changes_rules_without_a_restart(make_service) -> None:
+    svc = make_service(session_gap_s=1800)
+    judy = person(12)
+    svc.observe("door", 1, sighting(judy, 0), 0.9, T0)
+    assert svc.observe("door", 2, sighting(judy, 1), 0.9, T0 + 600).kind == "new"  # same visit
+    svc.apply_config(svc.cfg.model_copy(update={"session_gap_s": 60.0}))
+    assert svc.observe("door", 3, sighting(judy, 2), 0.9, T0 + 1200).kind == "returning"
