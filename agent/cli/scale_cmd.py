@@ -75,7 +75,8 @@ def read(
         else:
             flags = [f for f in ("net", "motion", "zero", "overload", "underload") if getattr(reading, f)]
             weight = "------" if reading.weight_kg is None else f"{reading.weight_kg:.4f} kg"
-            typer.echo(f"{weight:>12}  {' '.join(flags)}{'  faults: ' + ','.join(reading.faults) if reading.faults else ''}")
+            faults = f"  faults: {','.join(reading.faults)}" if reading.faults else ""
+            typer.echo(f"{weight:>12}  {' '.join(flags)}{faults}")
         sys.stdout.flush()
         if count and got["n"] >= count:
             stop.set()

@@ -221,6 +221,20 @@ class Agent:
                   or old.models != cfg.models or camera_name not in old_cameras):
                 log.info("config changed: restarting component", extra={"component": name})
                 self.supervisor.restart(name)
+        old_scales = {c.name: c for c in old.scales if c.enabled}
+        new_scales = {c.name: c for c in cfg.scales if c.enabled}
+        for scale_name in old_scales.keys() - new_scales.keys():
+            log.info("scale removed or disabled: stopping it", extra={"scale": scale_name})
+            self.supervisor.stop_one(f"scale-{scale_name}")
+        for scale_name, scale in new_scales.items():
+            name = f"scale-{scale_name}"
+            if name not in self.supervisor.names():
+                listeners = self.scale_listeners.setdefault(scale_name, [self.products.on_scale_event])
+                self.supervisor.add(name, self._scale_factory(scale_name, listeners))
+                self.supervisor.start_one(name)
+            elif old_scales.get(scale_name) != scale:
+                log.info("config changed: restarting component", extra={"component": name})
+                self.supervisor.restart(name)
 
     # -- running -----------------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None) -> None:
