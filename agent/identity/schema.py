@@ -69,4 +69,9 @@ IDENTITY_MIGRATIONS: list[str] = [
     );
     CREATE INDEX identity_audit_ts ON identity_audit(ts);
     """,
+    # 2: the service polls for changes made by other processes (CLI enrol/forget) every few seconds.
+    """
+    CREATE INDEX identities_updated ON identities(updated_at);
+    CREATE INDEX identity_tombstones_deleted ON identity_tombstones(deleted_at);
+    """,
 ]
