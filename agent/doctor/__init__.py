@@ -33,6 +33,7 @@ from agent.doctor.core import (
     unregister_check,
 )
 from agent.doctor.render import exit_code, render_text, results_to_json
+from agent.identity.doctor_check import check_identity
 
 # Built-in checks, in the order they run and are shown.
 register_check(check_config, needs_config=False)
@@ -43,6 +44,7 @@ register_check(check_broker)
 register_check(check_serial_ports)
 register_check(check_signing_keys)
 register_check(check_models)
+register_check(check_identity)
 
 __all__ = [
     "Check",
