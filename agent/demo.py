@@ -138,7 +138,7 @@ def run_demo(duration_s: float = 15.0, *, workdir: Path | None = None, broker_ur
     cloud_db = workdir / "cloud.db"
     commands: dict[str, Any] = {"sent": 0, "applied": 0, "results": []}
     ctx = DemoContext(workdir=workdir, mirror=mirror, broker_url=broker_url, cloud_db=cloud_db, say=say,
-                      errors=errors, send_command=lambda kind, body: _send_command(
+                      camera=camera, errors=errors, send_command=lambda kind, body: _send_command(
                           cloud_settings, cloud_db, key, kind, body, commands, say))
     parts = _prepare_parts(ctx, config_path, skip)
     stop_cloud, stop_agent = threading.Event(), threading.Event()

@@ -38,6 +38,8 @@ class DemoContext:
     (``{"status": "applied" | "rejected" | "no_result", ...}``)."""
     errors: list[str] = field(default_factory=list)
     agent: Agent | None = None
+    camera: bool = True
+    """False with ``--no-camera``: parts that need camera pipelines (faces) stand aside."""
 
 
 class DemoPart(Protocol):
@@ -56,6 +58,15 @@ class DemoPart(Protocol):
 
 #: Factories of the demo's parts, in the order they run. Each capability appends its own.
 PART_FACTORIES: list[Callable[[], DemoPart]] = []
+
+
+def _faces_part() -> DemoPart:
+    from agent.demo_parts.faces import FacesPart  # cv2/onnxruntime load only when the part runs
+
+    return FacesPart()
+
+
+PART_FACTORIES.append(_faces_part)
 
 
 def _scale_part() -> DemoPart:

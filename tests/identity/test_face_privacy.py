@@ -105,7 +105,8 @@ def test_live_identification_writes_no_image(tmp_path: Path, monkeypatch: pytest
     hook.finish(ts + 10)
     kinds = sorted(getattr(d, "kind", None) for d in hook.decisions.values())
     assert kinds == ["new", "new"], "two people, two new visitors"
-    assert service.status()["galleries"].get("visitor") == 2
+    assert len({d.visitor_id for d in hook.decisions.values()}) == 2
+    assert service.status()["galleries"].get("visitor", 0) >= 2, "their embeddings are in the visitor gallery"
     assert image_encoders == []
     assert files_with_image_magic(tmp_path) == []
 

@@ -24,18 +24,28 @@ def _unit(seed: int, dim: int = 8) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def test_one_decision_per_track_until_quality_improves_markedly() -> None:
-    tf = TrackFaces(keep=3, decide_after=3, redecide_gain=0.15)
+def test_one_decision_per_track_until_evidence_improves_markedly() -> None:
+    tf = TrackFaces(keep=6, decide_after=2, redecide_gain=0.25)
     e = _unit(1)
-    assert tf.add(5, e, 0.50, 0.0) is None
-    assert tf.add(5, e, 0.52, 0.1) is None
-    first = tf.add(5, e, 0.55, 0.2)
-    assert first is not None and not first.redecision and first.faces == 3
-    assert [tf.add(5, e, q, 0.3 + i) for i, q in enumerate((0.56, 0.60, 0.69))] == [None, None, None]
-    again = tf.add(5, e, 0.71, 1.0)  # 0.71 >= 0.55 + 0.15
-    assert again is not None and again.redecision and again.quality == 0.71
-    assert tf.add(5, e, 0.72, 1.1) is None
+    assert tf.add(5, e, 0.9, 0.0) is None
+    first = tf.add(5, e, 0.9, 0.1)  # evidence 2 * 0.9 / 6 = 0.3
+    assert first is not None and not first.redecision and first.faces == 2 and first.quality == 0.3
+    assert tf.add(5, e, 0.9, 0.2) is None  # 0.45: +0.15 is not enough
+    again = tf.add(5, e, 0.9, 0.3)  # 0.6: +0.3
+    assert again is not None and again.redecision and again.faces == 4
+    assert tf.add(5, e, 0.9, 0.4) is None  # 0.75
     assert tf.decisions == 2
+
+
+def test_better_faces_alone_can_trigger_a_redecision() -> None:
+    tf = TrackFaces(keep=3, decide_after=3, redecide_gain=0.25)
+    e = _unit(1)
+    tf.add(2, e, 0.3, 0.0)
+    tf.add(2, e, 0.3, 0.1)
+    assert tf.add(2, e, 0.3, 0.2) is not None  # evidence 0.3
+    assert tf.add(2, e, 0.5, 0.3) is None  # 0.3 replaced by 0.5: 0.367
+    again = tf.add(2, e, 0.9, 0.4)  # 0.3, 0.5, 0.9 → 0.567
+    assert again is not None and again.redecision and again.faces == 3
 
 
 def test_best_faces_are_kept_and_pooled_by_quality() -> None:
@@ -94,16 +104,26 @@ def _run(observer: RecordingObserver) -> tuple[FrameProcessor, IdentityHook]:
     return processor, hook
 
 
-def test_hook_decides_each_person_once_on_the_head_pose_video() -> None:
+def test_hook_decides_each_person_once_then_only_on_more_evidence() -> None:
     observer = RecordingObserver()
     processor, hook = _run(observer)
+    cfg = IdentityConfig()
     tracks = [c[1] for c in observer.calls]
-    assert len(tracks) == 2 and len(set(tracks)) == 2, "two seated people, one decision each"
-    a, b = observer.calls[0][2], observer.calls[1][2]
-    assert float(a @ b) < IdentityConfig().match_threshold, "the woman and the man are told apart"
+    assert len(set(tracks)) == 2, "two seated people"
+    faces = hook.status()["faces"]
+    assert faces >= 2 * cfg.keep_per_track
+    # one first decision per person; re-decisions only as the pooled evidence grows (never per frame)
+    max_per_track = 1 + int(np.ceil(1.0 / cfg.redecide_gain))
+    assert all(tracks.count(t) <= max_per_track for t in set(tracks))
+    assert len(tracks) < faces / 3
+    firsts = {t: next(c for c in observer.calls if c[1] == t) for t in set(tracks)}
+    lasts = {t: [c for c in observer.calls if c[1] == t][-1] for t in set(tracks)}
+    for t in firsts:
+        assert lasts[t][3] >= firsts[t][3], "later decisions rest on more evidence"
+    a, b = (lasts[t][2] for t in sorted(lasts))
+    assert float(a @ b) < cfg.match_threshold, "the woman and the man are told apart"
     assert all(0 < c[3] <= 1 for c in observer.calls)
-    assert hook.status()["faces"] >= 2 * IdentityConfig().decide_after
-    assert sorted(observer.ended) == sorted(tracks)
+    assert sorted(observer.ended) == sorted(set(tracks))
     assert not processor.analytics.staff.is_staff(tracks[0])
 
 
