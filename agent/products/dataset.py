@@ -8,7 +8,7 @@ Example:
     >>> import tempfile
     >>> root = Path(tempfile.mkdtemp())
     >>> for c in ("apple", "kiwi"):
-    ...     (root / c).mkdir(); (root / c / "1.jpg").write_bytes(b"")
+    ...     (root / c).mkdir(); _ = (root / c / "1.jpg").write_bytes(b"")
     >>> [(p.name, label) for p, label in load_labelled(root)]
     [('1.jpg', 'apple'), ('1.jpg', 'kiwi')]
 """
