@@ -172,6 +172,6 @@ def sender_report(*, ssrc: int, rtp_timestamp: int, packets: int, octets: int, c
                      rtp_timestamp & 0xFFFFFFFF, packets & 0xFFFFFFFF, octets & 0xFFFFFFFF)
     name = cname.encode()[:255]
     item = struct.pack("!BB", 1, len(name)) + name + b"\x00"  # CNAME, then the end-of-list null
-    item += b"\x00" * (-(4 + len(item)) % 4)
-    sdes = struct.pack("!BBHI", 0x81, 202, (4 + len(item)) // 4 - 1, ssrc) + item
+    item += b"\x00" * (-len(item) % 4)  # the chunk (SSRC + items) ends on a 32-bit boundary
+    sdes = struct.pack("!BBHI", 0x81, 202, (8 + len(item)) // 4 - 1, ssrc) + item
     return sr + sdes

@@ -4,21 +4,23 @@ controls for camera tests: a real network camera for FFmpeg/OpenCV, not a mock.
 One stream at ``rtsp://127.0.0.1:PORT/<path>`` (one track, ``<path>/track0``). Methods: OPTIONS, DESCRIBE
 (SDP ``m=video 0 RTP/AVP 26``), SETUP (``RTP/AVP/TCP;interleaved=0-1``, or ``RTP/AVP;unicast;client_port=a-b``
 for UDP), PLAY (``RTP-Info``, ``Range``), PAUSE, TEARDOWN, GET_PARAMETER / SET_PARAMETER (keep-alive). Media:
-payload type 26, 90 kHz wall-clock timestamps, Q = 255 with in-band quantisation tables, one RTCP sender report
-per second per session. Frames are paced at ``fps`` by one broadcaster thread: every client sees the same live
-stream, like a camera.
+payload type 26, a 90 kHz clock that advances exactly 1/fps per frame (a camera's sampling clock), Q = 255 with
+in-band quantisation tables, one RTCP sender report per second per session. Frames are paced at ``fps`` by one
+broadcaster thread: every client sees the same live stream, like a camera. A session that hears nothing from its
+client (requests naming it, or interleaved RTCP) for its ``timeout`` is expired, as RFC 2326 §12.37 allows.
 
 Fault controls: :meth:`RtspServer.stall` (connections stay open, no media), :meth:`RtspServer.resume`,
 :meth:`RtspServer.drop` (close every client connection), :meth:`RtspServer.stop` / :meth:`RtspServer.start` (the
 camera goes away and comes back on the same port), :meth:`RtspServer.restart`, :meth:`RtspServer.corrupt_next`
-(random bytes instead of the scan data of the next n frames).
+(random bytes instead of the scan data of the next n frames), :meth:`RtspServer.lose_next` (packet loss).
+Message framing and session state are in :mod:`tests.support.rtsp_protocol`, RTP/JPEG in
+:mod:`tests.support.rtp_jpeg`.
 
 Run by hand: ``python -m tests.support.rtsp_server VIDEO --port 8554`` then ``ffplay rtsp://127.0.0.1:8554/stream``.
 """
 
 from __future__ import annotations
 
-import email.utils
 import os
 import secrets
 import socket
@@ -26,79 +28,13 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import numpy as np
 
-from tests.support.rtp_jpeg import CLOCK_RATE, JpegFrame, encode_frame, rtp_packets, sender_report
-
-_METHODS = ("OPTIONS", "DESCRIBE", "SETUP", "PLAY", "PAUSE", "TEARDOWN", "GET_PARAMETER", "SET_PARAMETER")
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 454: "Session Not Found",
-            455: "Method Not Valid in This State", 459: "Aggregate Operation Not Allowed",
-            461: "Unsupported Transport", 501: "Not Implemented", 505: "RTSP Version Not Supported"}
-
-
-@dataclass(eq=False)
-class _Client:
-    sock: socket.socket
-    addr: tuple[str, int]
-    send_lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def send(self, data: bytes) -> bool:
-        try:
-            with self.send_lock:
-                self.sock.sendall(data)
-            return True
-        except OSError:
-            return False
-
-    def close(self) -> None:
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-
-
-@dataclass(eq=False)
-class _Session:
-    id: str
-    client: _Client
-    ssrc: int = field(default_factory=lambda: secrets.randbits(32))
-    seq: int = field(default_factory=lambda: secrets.randbits(16))
-    ts_base: int = field(default_factory=lambda: secrets.randbits(32))
-    channels: tuple[int, int] | None = None  # TCP interleaved (rtp, rtcp)
-    udp: tuple[socket.socket, socket.socket] | None = None
-    udp_dest: tuple[tuple[str, int], tuple[str, int]] | None = None
-    playing: bool = False
-    start_tick: int = 0
-    packets: int = 0
-    octets: int = 0
-    last_sr: float = 0.0
-
-    def rtp_time(self, tick: int, fps: float) -> int:
-        """The camera's sampling clock: exactly 90000 / fps per frame tick since PLAY."""
-        return (self.ts_base + round((tick - self.start_tick) * CLOCK_RATE / fps)) & 0xFFFFFFFF
-
-    def send(self, data: list[bytes], rtcp: bool = False) -> bool:
-        if self.udp is not None and self.udp_dest is not None:
-            sock, dest = (self.udp[1], self.udp_dest[1]) if rtcp else (self.udp[0], self.udp_dest[0])
-            try:
-                for packet in data:
-                    sock.sendto(packet, dest)
-            except OSError:
-                return False
-            return True
-        assert self.channels is not None
-        channel = self.channels[1 if rtcp else 0]
-        return self.client.send(b"".join(b"$" + bytes([channel]) + len(p).to_bytes(2, "big") + p for p in data))
-
-    def close(self) -> None:
-        if self.udp is not None:
-            for sock in self.udp:
-                sock.close()
-            self.udp = None
+from tests.support.rtp_jpeg import JpegFrame, encode_frame, rtp_packets, sender_report
+from tests.support.rtsp_protocol import (METHODS, Client, Interleaved, ProtocolError, Request, Session,
+                                         next_message, parse_transport, port_range, response, udp_pair)
 
 
 class RtspServer:
@@ -106,7 +42,8 @@ class RtspServer:
 
     Attributes (read by tests): ``frames_sent`` (frames sent to at least one playing session), ``corrupted_sent``,
     ``lost`` (frames whose first packet was withheld), ``connections`` (TCP connections accepted), ``requests``
-    (Counter of RTSP methods received), ``transports`` (Counter of ``"tcp"``/``"udp"`` sessions set up).
+    (Counter of RTSP methods received), ``transports`` (Counter of ``"tcp"``/``"udp"`` sessions set up),
+    ``expired`` (sessions ended by their timeout), ``bad_requests`` (400 replies).
     """
 
     def __init__(self, frames: Sequence[np.ndarray], *, fps: float = 25.0, port: int = 0, path: str = "stream",
@@ -126,6 +63,8 @@ class RtspServer:
         self.connections = 0
         self.requests: Counter[str] = Counter()
         self.transports: Counter[str] = Counter()
+        self.expired = 0
+        self.bad_requests = 0
         self._rng = np.random.default_rng(7)
         self._corrupt_pending = 0
         self._lose_pending = 0
@@ -133,8 +72,8 @@ class RtspServer:
         self._stalled = threading.Event()
         self._alive = threading.Event()
         self._lock = threading.Lock()
-        self._clients: set[_Client] = set()
-        self._sessions: dict[str, _Session] = {}
+        self._clients: set[Client] = set()
+        self._sessions: dict[str, Session] = {}
         self._listener: socket.socket | None = None
         self._threads: list[threading.Thread] = []
 
@@ -250,6 +189,7 @@ class RtspServer:
                 start = now - self._tick * interval
             tick = self._tick
             self._tick += 1
+            self._expire(now)
             if self._stalled.is_set():
                 continue
             frame = self.jpegs[tick % len(self.jpegs)]
@@ -269,7 +209,7 @@ class RtspServer:
             for session in playing:
                 self._send_frame(session, frame, tick, now, lose)
 
-    def _send_frame(self, session: _Session, frame: JpegFrame, tick: int, now: float, lose: bool) -> None:
+    def _send_frame(self, session: Session, frame: JpegFrame, tick: int, now: float, lose: bool) -> None:
         rtp_ts = session.rtp_time(tick, self.fps)
         packets = rtp_packets(frame, seq=session.seq, timestamp=rtp_ts, ssrc=session.ssrc,
                               max_payload=self.max_payload)
@@ -299,13 +239,13 @@ class RtspServer:
                 return
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.settimeout(2.0)  # a client that stops reading cannot block the broadcaster for long
-            client = _Client(sock, addr)
+            client = Client(sock, addr)
             with self._lock:
                 self._clients.add(client)
                 self.connections += 1
             threading.Thread(target=self._client_loop, args=(client,), name="rtsp-client", daemon=True).start()
 
-    def _client_loop(self, client: _Client) -> None:
+    def _client_loop(self, client: Client) -> None:
         buf = b""
         try:
             while self._alive.is_set():
@@ -316,130 +256,132 @@ class RtspServer:
                 if not data:
                     break
                 buf += data
-                buf = self._consume(client, buf)
-                if buf is None:
-                    break
+                while buf:
+                    try:
+                        message, buf = next_message(buf)
+                    except ProtocolError:
+                        self.bad_requests += 1
+                        client.send(response(400, "0"))
+                        return
+                    if message is None:
+                        break
+                    if isinstance(message, Interleaved):
+                        client.last_seen = time.monotonic()  # RTCP receiver reports keep sessions alive
+                    elif not client.send(self._handle(client, message)):
+                        return
         except OSError:
             pass
         finally:
             self._forget(client)
 
-    def _consume(self, client: _Client, buf: bytes) -> bytes | None:
-        """Handle every complete message in ``buf``; return the rest (None: close the connection)."""
-        while buf:
-            if buf[0] == 0x24:  # '$': interleaved RTCP from the client (receiver reports): read and ignore
-                if len(buf) < 4 or len(buf) < 4 + int.from_bytes(buf[2:4], "big"):
-                    return buf
-                buf = buf[4 + int.from_bytes(buf[2:4], "big"):]
-                continue
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                return buf if len(buf) < 65536 else None
-            head = buf[:end].decode("latin-1").split("\r\n")
-            headers = {}
-            for line in head[1:]:
-                name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
-            length = int(headers.get("content-length", "0") or 0)
-            if len(buf) < end + 4 + length:
-                return buf
-            buf = buf[end + 4 + length:]
-            reply = self._handle(client, head[0], headers)
-            if not client.send(reply):
-                return None
-        return buf
-
-    def _handle(self, client: _Client, request_line: str, headers: dict[str, str]) -> bytes:
-        parts = request_line.split(" ")
-        if len(parts) != 3 or "cseq" not in headers:
-            return _response(400, headers.get("cseq", "0"))
-        method, uri, version = parts
-        cseq = headers["cseq"]
-        self.requests[method] += 1
-        if version != "RTSP/1.0":
-            return _response(505, cseq)
-        if method not in _METHODS:
-            return _response(501, cseq, {"Public": ", ".join(_METHODS)})
-        path = urlsplit(uri).path.strip("/") if uri != "*" else ""
-        if method == "OPTIONS":
-            return _response(200, cseq, {"Public": ", ".join(_METHODS)})
-        if method == "DESCRIBE":
+    def _handle(self, client: Client, req: Request) -> bytes:
+        cseq = req.headers.get("cseq")
+        if cseq is None:
+            self.bad_requests += 1
+            return response(400, "0")
+        self.requests[req.method] += 1
+        if req.version != "RTSP/1.0":
+            return response(505, cseq)
+        if req.method not in METHODS:
+            return response(501, cseq, {"Public": ", ".join(METHODS)})
+        path = urlsplit(req.uri).path.strip("/") if req.uri != "*" else ""
+        if req.method == "OPTIONS":
+            return response(200, cseq, {"Public": ", ".join(METHODS)})
+        if req.method == "DESCRIBE":
             if path != self.path:
-                return _response(404, cseq)
-            sdp = self._sdp().encode()
+                return response(404, cseq)
             base = f"rtsp://127.0.0.1:{self.port}/{self.path}/"
-            return _response(200, cseq, {"Content-Base": base, "Content-Type": "application/sdp"}, sdp)
-        if method == "SETUP":
-            return self._setup(client, cseq, path, headers)
-        session = self._session(headers)
+            return response(200, cseq, {"Content-Base": base, "Content-Type": "application/sdp"}, self._sdp())
+        if req.method == "SETUP":
+            return self._setup(client, cseq, path, req.headers)
+        session = self._session(req.headers)
         if session is None:
-            if method in ("GET_PARAMETER", "SET_PARAMETER") and "session" not in headers:
-                return _response(200, cseq)
-            return _response(454, cseq)
+            if req.method in ("GET_PARAMETER", "SET_PARAMETER") and "session" not in req.headers:
+                return response(200, cseq)
+            return response(454, cseq)
         extra = {"Session": f"{session.id};timeout={self.session_timeout_s}"}
-        if method == "PLAY":
+        if req.method == "PLAY":
             if not session.playing:
                 session.start_tick = self._tick
                 session.playing = True
             track = f"rtsp://127.0.0.1:{self.port}/{self.path}/track0"
             rtptime = session.rtp_time(self._tick, self.fps)
             extra.update({"Range": "npt=0.000-", "RTP-Info": f"url={track};seq={session.seq};rtptime={rtptime}"})
-        elif method == "PAUSE":
+        elif req.method == "PAUSE":
             session.playing = False
-        elif method == "TEARDOWN":
-            with self._lock:
-                self._sessions.pop(session.id, None)
-            session.playing = False
-            session.close()
-        return _response(200, cseq, extra)
+        elif req.method == "TEARDOWN":
+            self._end(session)
+        return response(200, cseq, extra)
 
-    def _setup(self, client: _Client, cseq: str, path: str, headers: dict[str, str]) -> bytes:
+    def _setup(self, client: Client, cseq: str, path: str, headers: dict[str, str]) -> bytes:
         if path not in (self.path, f"{self.path}/track0"):
-            return _response(404, cseq)
+            return response(404, cseq)
         existing = self._session(headers)
         if "session" in headers and existing is None:
-            return _response(454, cseq)
+            return response(454, cseq)
         if existing is not None and existing.playing:
-            return _response(455, cseq)
-        # Transport lists alternatives by preference (comma separated): take the first one we can serve.
-        for spec in headers.get("transport", "").split(","):
-            params = dict(_param(p) for p in spec.strip().split(";")[1:])
-            profile = spec.strip().split(";")[0].upper()
-            session = existing or _Session(secrets.token_hex(8), client)
-            if profile == "RTP/AVP/TCP":
-                lo, hi = (int(x) for x in params.get("interleaved", "0-1").split("-"))
-                session.channels = (lo, hi)
-                transport = f"RTP/AVP/TCP;unicast;interleaved={lo}-{hi};ssrc={session.ssrc:08X}"
-            elif profile in ("RTP/AVP", "RTP/AVP/UDP") and "multicast" not in params and "client_port" in params:
-                lo, hi = (int(x) for x in params["client_port"].split("-"))
-                session.udp = _udp_pair()
-                ports = (session.udp[0].getsockname()[1], session.udp[1].getsockname()[1])
-                session.udp_dest = ((client.addr[0], lo), (client.addr[0], hi))
-                transport = (f"RTP/AVP;unicast;client_port={lo}-{hi};server_port={ports[0]}-{ports[1]};"
-                             f"ssrc={session.ssrc:08X}")
-            else:
-                continue
+            return response(455, cseq)
+        # Transport lists alternatives by preference: take the first one this server can serve.
+        for profile, params in parse_transport(headers.get("transport", "")):
+            session = existing or Session(secrets.token_hex(8), client)
+            try:
+                if profile == "RTP/AVP/TCP":
+                    lo, hi = port_range(params.get("interleaved", "0-1"))
+                    session.channels = (lo, hi)
+                    transport = f"RTP/AVP/TCP;unicast;interleaved={lo}-{hi};ssrc={session.ssrc:08X}"
+                elif profile in ("RTP/AVP", "RTP/AVP/UDP") and "multicast" not in params and "client_port" in params:
+                    lo, hi = port_range(params["client_port"])
+                    session.close()
+                    session.udp = udp_pair()
+                    ports = (session.udp[0].getsockname()[1], session.udp[1].getsockname()[1])
+                    session.udp_dest = ((client.addr[0], lo), (client.addr[0], hi))
+                    transport = (f"RTP/AVP;unicast;client_port={lo}-{hi};server_port={ports[0]}-{ports[1]};"
+                                 f"ssrc={session.ssrc:08X}")
+                else:
+                    continue
+            except ValueError:
+                self.bad_requests += 1
+                return response(400, cseq)
             with self._lock:
                 self._sessions[session.id] = session
             self.transports["udp" if session.udp is not None else "tcp"] += 1
-            return _response(200, cseq, {"Transport": transport,
-                                         "Session": f"{session.id};timeout={self.session_timeout_s}"})
-        return _response(461, cseq)
+            return response(200, cseq, {"Transport": transport,
+                                        "Session": f"{session.id};timeout={self.session_timeout_s}"})
+        return response(461, cseq)
 
-    def _session(self, headers: dict[str, str]) -> _Session | None:
+    def _session(self, headers: dict[str, str]) -> Session | None:
+        """The session a request names (its liveness is refreshed), or None."""
         sid = headers.get("session", "").split(";")[0].strip()
         with self._lock:
-            return self._sessions.get(sid)
+            session = self._sessions.get(sid)
+        if session is not None:
+            session.last_seen = time.monotonic()
+        return session
 
-    def _sdp(self) -> str:
+    def _sdp(self) -> bytes:
         width, height = self.size
         return "\r\n".join([
             "v=0", f"o=- {secrets.randbits(31)} 1 IN IP4 127.0.0.1", "s=store-agent test camera",
-            "c=IN IP4 127.0.0.1", "t=0 0", "a=control:*", "a=range:npt=0-",
+            "c=IN IP4 0.0.0.0", "t=0 0", "a=control:*", "a=range:npt=0-",
             "m=video 0 RTP/AVP 26", "a=rtpmap:26 JPEG/90000", f"a=framerate:{self.fps:g}",
-            f"a=x-dimensions:{width},{height}", "a=control:track0", ""])
+            f"a=x-dimensions:{width},{height}", "a=control:track0", ""]).encode()
 
-    def _forget(self, client: _Client) -> None:
+    def _end(self, session: Session) -> None:
+        with self._lock:
+            self._sessions.pop(session.id, None)
+        session.playing = False
+        session.close()
+
+    def _expire(self, now: float) -> None:
+        with self._lock:
+            sessions = list(self._sessions.values())
+        for session in sessions:
+            heard = max(session.last_seen, session.client.last_seen if session.udp is None else 0.0)
+            if now - heard > self.session_timeout_s:
+                self.expired += 1
+                self._end(session)
+
+    def _forget(self, client: Client) -> None:
         with self._lock:
             self._clients.discard(client)
             gone = [s for s in self._sessions.values() if s.client is client]
@@ -448,40 +390,6 @@ class RtspServer:
         for session in gone:
             session.close()
         client.close()
-
-
-def _param(text: str) -> tuple[str, str]:
-    name, _, value = text.partition("=")
-    return name.strip().lower(), value.strip()
-
-
-def _udp_pair() -> tuple[socket.socket, socket.socket]:
-    """An even RTP port and the odd RTCP port above it (RFC 3550 §11), or any two ports if that fails."""
-    for _ in range(20):
-        rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        rtp.bind(("127.0.0.1", 0))
-        port = rtp.getsockname()[1]
-        if port % 2 == 0 and port < 65535:
-            rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            try:
-                rtcp.bind(("127.0.0.1", port + 1))
-                return rtp, rtcp
-            except OSError:
-                rtcp.close()
-        rtp.close()
-    rtp, rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM), socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    rtp.bind(("127.0.0.1", 0))
-    rtcp.bind(("127.0.0.1", 0))
-    return rtp, rtcp
-
-
-def _response(code: int, cseq: str, headers: dict[str, str] | None = None, body: bytes = b"") -> bytes:
-    lines = [f"RTSP/1.0 {code} {_REASONS[code]}", f"CSeq: {cseq}", "Server: store-agent-test-rtsp/1.0",
-             f"Date: {email.utils.formatdate(usegmt=True)}"]
-    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
-    if body:
-        lines.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
 def main() -> None:  # pragma: no cover - manual use

@@ -117,7 +117,10 @@ def test_frame_source_reads_a_live_rtsp_camera_and_keeps_the_session_alive(rtsp_
                 frames.append(frame)
         assert _wait(lambda: src.stats()["fps"] > 15, 3.0), src.stats()
         # FFmpeg refreshes a session with a 2 s timeout every second (GET_PARAMETER: the server lists it in Public)
-        assert _wait(lambda: server.requests["GET_PARAMETER"] >= 1, 3.0), server.requests
+        assert _wait(lambda: server.requests["GET_PARAMETER"] >= 2, 4.0), server.requests
+        frames_now = src.stats()["frames"]
+        assert _wait(lambda: src.stats()["frames"] > frames_now + 5, 2.0)  # well past the session timeout
+        assert server.expired == 0
         stats = src.stats()
     assert len(frames) == 20
     assert all(f.image.shape == (480, 640, 3) and _colour_index(f.image) is not None for f in frames)
