@@ -145,3 +145,67 @@ def bench_identity(
 from agent.cli.products_cmd import bench_scale  # noqa: E402 - implemented with the products CLI
 
 app.command("scale")(bench_scale)
+
+
+@app.command("scale-link")
+def bench_scale_link(
+    polls: Annotated[int, typer.Option(min=10, help="Weight requests for the round-trip figure.")] = 300,
+    fault_seconds: Annotated[float, typer.Option(min=0.5, help="Seconds of polling under faults.")] = 3.0,
+    garbage_rate: Annotated[float, typer.Option(min=0, max=1, help="Chance of garbage before a reply.")] = 0.3,
+    partial_rate: Annotated[float, typer.Option(min=0, max=1, help="Chance a reply is cut short.")] = 0.1,
+    as_json: JsonOption = False,
+) -> None:
+    """Scale drivers over the pty simulator, per protocol: round trip, faults, unplug recovery, stable latency."""
+    import logging
+    import tempfile
+
+    from devices.scale.bench import run_link_bench
+
+    logging.getLogger("devices.scale").setLevel(logging.ERROR)  # the unplug step logs expected warnings
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run_link_bench(polls=polls, fault_seconds=fault_seconds, garbage_rate=garbage_rate,
+                                partial_rate=partial_rate, workdir=tmp)
+    if as_json:
+        print_json(result)
+    else:
+        for name, r in result["protocols"].items():
+            typer.echo(f"{name}: {r}")
+
+
+@app.command("esl")
+def bench_esl(
+    labels: Annotated[int, typer.Option(min=1, max=100_000, help="Labels, each getting one price change.")] = 10_000,
+    failure_rate: Annotated[float, typer.Option(min=0.0, max=0.9, help="Simulated transfer failure rate.")] = 0.05,
+    interval: Annotated[float, typer.Option(min=0.5, help="Label check-in interval of the simulator, s "
+                                            "(compressed from the real ~40 s).")] = 5.0,
+    timeout: Annotated[float, typer.Option(min=10, help="Give up after this many seconds.")] = 600.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Render rate, then price changes through the simulated OpenEPaperLink AP: confirmed fraction within 2
+    check-in cycles, cycles to confirm (p99), time to shelf (p50/p99)."""
+    from agent.bench.esl_bench import run_esl_bench
+
+    result = run_esl_bench(labels=labels, failure_rate=failure_rate, interval_s=interval, timeout_s=timeout)
+    if as_json:
+        print_json(result)
+    else:
+        for key, value in result.items():
+            typer.echo(f"{key:<24} {value}")
+
+
+@app.command("identity-service")
+def bench_identity_service(
+    sizes: Annotated[str, typer.Option(help="Comma-separated visitor gallery sizes.")] = "1000,10000,100000",
+    decisions: Annotated[int, typer.Option(min=10, max=10_000, help="Decisions timed per size.")] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """One track decision end to end (faiss search + encrypted SQLite writes + outbox event) per gallery size,
+    alert-to-webhook latency and identity deletion time, over a temporary store with synthetic identities."""
+    from agent.identity.service_bench import run_service_bench
+
+    result = run_service_bench([int(s) for s in sizes.split(",") if s.strip()], decisions=decisions)
+    if as_json:
+        print_json(result)
+    else:
+        for key, value in result.items():
+            typer.echo(f"{key:<22} {value}")

@@ -13,7 +13,7 @@ Faults: ``garbage_rate`` (chance that 1-8 random bytes precede a reply), ``parti
 prefix of a reply is sent), ``drop_rate`` (chance that a request goes unanswered), ``delay_s`` (latency before
 each reply), ``mute()`` (stop answering), ``unplug()``/``replug()`` (close the pty and make a new one; with
 ``link`` set, the symlink moves to the new pty like ``/dev/serial/by-id`` does), and automatic
-``disconnect_every_s``/``disconnect_for_s``.
+``disconnect_every_s``/``disconnect_for_s``. ``line_baudrate`` adds the time characters take on a real line.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class ScaleSimulator:
     def __init__(self, protocol: str, *, script: WeightScript | None = None, faults: Faults | None = None,
                  unit: str | None = None, capacity_kg: float = 15.0, link: Path | None = None, seed: int = 0,
                  continuous_interval_s: float = 0.1, motion_jitter_kg: float = 0.003,
-                 serial_number: str = "0123456789") -> None:
+                 serial_number: str = "0123456789", line_baudrate: int = 0) -> None:
         self.protocol = protocol
         self.script = script
         self.faults = faults or Faults()
@@ -70,6 +70,10 @@ class ScaleSimulator:
         #: 7-bit protocols carry their parity bit in bit 7 on the pty (see devices.scale.parity).
         self.wire_parity: str | None = None
         self.motion_jitter_kg = motion_jitter_kg
+        #: When > 0, bytes take as long as on a real line at this rate (10 bits per character for 7E1 and
+        #: 8N1): requests arrive and replies leave one character time apart. 0 = as fast as the pty.
+        self.line_baudrate = line_baudrate
+        self._line_free_at = 0.0
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._manual: tuple[float, bool] | None = None
@@ -199,6 +203,9 @@ class ScaleSimulator:
                 self._rng.random() - 0.5)
         self.state.gross_kg, self.state.motion = weight, motion
 
+    def _char_time(self, n: int) -> float:
+        return n * 10 / self.line_baudrate if self.line_baudrate else 0.0
+
     def _schedule(self, replies: list[bytes], now: float) -> None:
         f = self.faults
         for reply in replies:
@@ -214,7 +221,9 @@ class ScaleSimulator:
             if f.partial_rate and self._rng.random() < f.partial_rate:
                 reply = reply[: self._rng.randint(1, len(reply) - 1)]
                 self.stats["partial_frames"] += 1
-            self._queue.append((now + f.delay_s, reply))
+            start = max(now + f.delay_s, self._line_free_at)
+            self._line_free_at = start + self._char_time(len(reply))
+            self._queue.append((self._line_free_at, reply))
             self.stats["replies"] += 1
 
     def _write(self, data: bytes) -> None:
@@ -235,8 +244,10 @@ class ScaleSimulator:
             if master is None:
                 self._stop.wait(0.01)
                 continue
+            with self._lock:
+                next_due = min((due for due, _ in self._queue), default=now + 0.005)
             try:
-                ready, _, _ = select.select([master], [], [], 0.005)
+                ready, _, _ = select.select([master], [], [], min(0.005, max(0.0, next_due - now)))
             except (OSError, ValueError):
                 continue
             with self._lock:
@@ -253,7 +264,7 @@ class ScaleSimulator:
                         data, _ = strip_parity(data, self.wire_parity)
                     if data:
                         self.stats["requests"] += 1
-                        self._schedule(self.responder.feed(data, now), now)
+                        self._schedule(self.responder.feed(data, now), now + self._char_time(len(data)))
                 self._schedule(self.responder.tick(now), now)
                 due = [item for item in self._queue if item[0] <= now]
                 self._queue = [item for item in self._queue if item[0] > now]

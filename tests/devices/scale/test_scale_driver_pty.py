@@ -144,3 +144,13 @@ def test_mtsics_continuous_output_needs_no_polling() -> None:
             assert readings[-1].weight_kg == 0.75
             driver.command("tare")
             assert wait_until(lambda: readings[-1].weight_kg == 0.0)  # streaming resumed after the command
+
+
+def test_simulated_line_timing_at_9600_baud() -> None:
+    from devices.scale.bench import round_trip
+
+    fast = round_trip("toledo8217", 20)
+    slow = round_trip("toledo8217", 5, line_baudrate=9600)
+    # 'W' (1 character) + STX ddd.ddd CR (9 characters), 10 bits each at 9600 bit/s = 10.4 ms
+    assert slow["answered"] == 5 and slow["p50_ms"] >= 10.4
+    assert fast["answered"] == 20 and fast["p50_ms"] < slow["p50_ms"]
