@@ -1,11 +1,12 @@
 """Demo part ``scale``: a self-service scale that recognises what is put on it and learns from the screen.
 
 1. ``prepare``: installs the product embedder and nine GroceryStoreDataset photos (sha256-verified, upstream or
-   mirror ``<mirror>/data/grocery/…``), and adds a ``[products]`` table with the camera of scale
-   ``demo-scale``: a still image (the "tray") that the part swaps to put another product on the scale.
+   mirror ``<mirror>/data/grocery/…``), starts a pty-simulated MT-SICS scale, and adds ``[[scales]]``
+   ``demo-scale`` on it whose tray camera (a disabled ``[[cameras]]`` entry, so no people analytics runs on it)
+   is a still image that the part swaps to put another product on the scale.
 2. ``exercise``: writes three articles to the price book (bananas, kiwi, red pepper), enrols bananas and kiwi
-   (three photos each) like ``store-agent products learn`` does, then drives a pty-simulated MT-SICS scale whose
-   ``stable`` events reach the agent's weighing service:
+   (three photos each) like ``store-agent products learn`` does, then puts weights on the simulated scale; the
+   agent's ``scale-demo-scale`` component turns them into ``stable`` events for the weighing service:
    a banana → candidates, the screen confirms the top one (learned); a red pepper, a product the gallery has
    never seen → not among the candidates, the screen picks it by hand (learned as its first photo); another red
    pepper → now recognised.
@@ -43,9 +44,18 @@ embedder = "{embedder}"
 top_k = 3
 aggregate_interval_s = 5
 
-[[products.cameras]]
-scale = "{scale}"
+[[cameras]]
+name = "{scale}-tray"
 url = "{tray}"
+enabled = false
+
+[[scales]]
+name = "{scale}"
+port = "{port}"
+protocol = "mt-sics"
+poll_interval_s = 0.05
+stable_window_s = 0.3
+camera = "{scale}-tray"
 """
 
 
@@ -66,10 +76,12 @@ class ScalePart:
     def __init__(self) -> None:
         self.photos: dict[str, Path] = {}
         self.tray: Path | None = None
-        self.rig: Any = None
+        self.sim: Any = None
+        self.events: list[Any] = []
         self.weighings: list[dict[str, Any]] = []
 
     def prepare(self, ctx: DemoContext) -> str:
+        from devices.scale.sim import ScaleSimulator
         from models.product_samples import GROCERY_SAMPLES
         from models.registry import install
 
@@ -80,20 +92,22 @@ class ScalePart:
                                         mirror=ctx.mirror / "data" if ctx.mirror else None)
         self.tray = ctx.workdir / "media" / "tray.jpg"
         shutil.copy(self.photos[ENROL["4011"][0]], self.tray)
-        ctx.say(f"scale      {SCALE}: simulated MT-SICS scale, tray camera {self.tray.name} "
+        self.sim = ScaleSimulator("mt-sics", link=ctx.workdir / "ttyUSB-scale", motion_jitter_kg=0.0)
+        self.sim.start()
+        ctx.say(f"scale      {SCALE}: simulated MT-SICS scale on {self.sim.path}, tray camera {self.tray.name} "
                 f"({len(self.photos)} GroceryStoreDataset photos verified)")
-        return _TOML.format(embedder=embedder, scale=SCALE, tray=self.tray)
+        return _TOML.format(embedder=embedder, scale=SCALE, tray=self.tray, port=self.sim.path)
 
     def exercise(self, ctx: DemoContext) -> None:
         import cv2
 
         from agent.pricebook import PriceBook, article_from_dict
-        from agent.products.rig import SimulatedScale
         from agent.products.store import transaction
         from agent.store import connect
 
         agent = ctx.agent
         assert agent is not None
+        agent.scale_listeners.setdefault(SCALE, []).append(self.events.append)
         if not _wait(lambda: agent.products.service is not None and agent.products.service.ready.is_set(), WAIT_S):
             ctx.errors.append("scale: the products component did not start")
             return
@@ -109,7 +123,6 @@ class ScalePart:
         finally:
             conn.close()
         ctx.say(f"scale      gallery: bananas and kiwi, 3 photos each; red pepper is in the price book only")
-        self.rig = SimulatedScale(service.on_scale_event, scale=SCALE, protocol="mt-sics").start()
         for photo, weight, choice in WEIGHINGS:
             self._weigh(ctx, service, photo, weight, choice)
 
@@ -117,8 +130,7 @@ class ScalePart:
         assert self.tray is not None
         shutil.copy(self.photos[photo], self.tray)
         before = service.counts["candidates"]
-        seq = self.rig.last_seq
-        self.rig.place(weight)
+        self.sim.set_weight(weight)
         if not _wait(lambda: service.counts["candidates"] > before, WAIT_S):
             ctx.errors.append(f"scale: no candidates for {Path(photo).name}")
             return
@@ -136,9 +148,9 @@ class ScalePart:
                                "stable_to_candidates_ms": shown["stable_to_candidates_ms"], "chosen": plu,
                                "chosen_rank": record["chosen_rank"], "total": record["total"],
                                "learned": learned.get("reason")})
-        seq = self.rig.last_seq
-        self.rig.clear()
-        self.rig.wait_for("removed", after=seq, timeout=5)
+        removed = sum(e.kind == "removed" for e in self.events)
+        self.sim.set_weight(0.0)
+        _wait(lambda: sum(e.kind == "removed" for e in self.events) > removed, WAIT_S)
 
     def summary(self, ctx: DemoContext) -> dict[str, Any]:
         out: dict[str, Any] = {"weighings": self.weighings}
@@ -153,6 +165,6 @@ class ScalePart:
         return out
 
     def close(self) -> None:
-        if self.rig is not None:
-            self.rig.stop()
-            self.rig = None
+        if self.sim is not None:
+            self.sim.stop()
+            self.sim = None
