@@ -235,6 +235,18 @@ class Agent:
             elif old_scales.get(scale_name) != scale:
                 log.info("config changed: restarting component", extra={"component": name})
                 self.supervisor.restart(name)
+        self._reload_products(cfg)
+
+    def _reload_products(self, cfg: AgentConfig) -> None:
+        action = self.products.reconfigure(cfg)
+        if action == "stop":
+            self.supervisor.stop_one("products")
+        elif action == "start" and "products" not in self.supervisor.names():
+            self.supervisor.add("products", self.products.build)
+            self.supervisor.start_one("products")
+        elif action is not None:
+            log.info("config changed: restarting component", extra={"component": "products"})
+            self.supervisor.restart("products")
 
     # -- running -----------------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None) -> None:

@@ -41,6 +41,22 @@ class ProductsRuntime:
                                        local_bus=self.local_bus, embedder=self._embedder)
         return self.service
 
+    def reconfigure(self, cfg: Any) -> str | None:
+        """Adopt a reloaded config; returns what the component needs: ``"start"``, ``"restart"``, ``"stop"``
+        or None (unchanged)."""
+        old_wanted, old = self.wanted, self.products_cfg
+        old_models = self.cfg.models
+        self.cfg, self.products_cfg = cfg, effective_products_config(cfg)
+        new = self.products_cfg
+        if (old.embedder, old.head, old.flip_tta, old.threads, old_models) != (
+                new.embedder, new.head, new.flip_tta, new.threads, cfg.models):
+            self._embedder = None
+        if not self.wanted:
+            return "stop" if old_wanted else None
+        if not old_wanted:
+            return "start"
+        return "restart" if (new != old or old_models != cfg.models) else None
+
     def on_scale_event(self, event: Any) -> None:
         """Listener for the scale components' events (acts on ``stable``)."""
         if self.service is not None:

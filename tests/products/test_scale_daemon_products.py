@@ -11,6 +11,7 @@ from pathlib import Path
 
 import cv2
 
+from agent.config import load_config
 from agent.products.commands import encode_vector
 from devices.scale.sim import ScaleSimulator
 from sync.cloud.sender import send_command
@@ -75,6 +76,17 @@ camera = "deli-cam"
             assert wait_until(lambda: cloud_msg_ids(cloud_db, "s1", "events/weighing")
                               and cloud_msg_ids(cloud_db, "s1", "events/product_learned"), 15)
             assert len(service.recognizer.gallery) == 7
+
+            # A config reload that changes [products] restarts the component with the new settings.
+            config.write_text(config.read_text().replace("top_k = 3", "top_k = 2"))
+            agent._queue_reload(load_config(config))
+            assert wait_until(lambda: agent.products.service is not service
+                              and agent.products.service.ready.is_set(), 20)
+            sim.set_weight(0.0)
+            time.sleep(0.8)
+            sim.set_weight(0.31)
+            again = json.loads(watcher.expect_message(15, topic="store/s1/local/scale/deli/candidates").payload)
+            assert len(again["candidates"]) == 2 and again["candidates"][0]["plu"] == "4011"
         finally:
             running.stop()
             agent.close()
