@@ -22,7 +22,7 @@ import serial
 from devices.scale import get_protocol
 from devices.scale.link import Counters, Opener, ScaleLink
 from devices.scale.protocol import Command
-from devices.scale.reading import Reading, Reply
+from devices.scale.reading import Reading, Reply, normalise_unit
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ class ScaleDriver:
                  on_command: CommandCallback | None = None, opener: Opener = serial.Serial) -> None:
         self.settings = settings
         self.protocol = get_protocol(settings.protocol)
+        normalise_unit(settings.unit)  # ValueError now rather than on the first frame
         if settings.continuous and not self.protocol.continuous_supported:
             raise ValueError(f"protocol {settings.protocol} has no continuous output; poll it instead")
         self.on_reading = on_reading

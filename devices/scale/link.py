@@ -140,7 +140,14 @@ class ScaleLink:
             self.counters.garbage_bytes += self.parser.garbage_bytes - garbage
             if frames:
                 self.counters.frames += len(frames)
-                replies = [self.protocol.decode(f, self.unit) for f in frames]
+                replies = []
+                for frame in frames:
+                    try:
+                        replies.append(self.protocol.decode(frame, self.unit))
+                    except ValueError:  # framing accepted it but its content makes no sense: garbage
+                        self.counters.garbage_bytes += len(frame)
+                if not replies:
+                    continue
                 self.counters.errors += sum(r.kind == "error" for r in replies)
                 self.counters.readings += sum(r.kind == "reading" for r in replies)
                 return replies

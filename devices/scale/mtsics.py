@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 
 from devices.scale.protocol import Command, FrameParser, ScaleProtocol, SerialSettings
-from devices.scale.reading import Reading, Reply, normalise_unit, to_kg
+from devices.scale.reading import Reading, Reply, weight_in_kg
 
 EOL = b"\r\n"
 REQUESTS: dict[str, bytes] = {"weight": b"SI\r\n", "stable_weight": b"S\r\n", "zero": b"Z\r\n",
@@ -76,9 +76,9 @@ def decode_frame(frame: bytes, unit: str = "kg") -> Reply:
         cmd, st = groups["cmd"].decode(), groups["st"].decode()
         if groups.get("val") is not None:
             value = float(groups["val"])
-            u = normalise_unit(groups["unit"].decode())
-            reading = Reading(weight_kg=to_kg(value, u), value=value, unit=u, motion=st == "D",
-                              zero=value == 0.0, raw=frame)
+            kg, u, faults = weight_in_kg(value, groups["unit"].decode())
+            reading = Reading(weight_kg=kg, value=value, unit=u, motion=st == "D", zero=value == 0.0,
+                              faults=faults, raw=frame)
             kind = "reading" if cmd == "S" else "ack"
             return Reply(kind, reading=reading, command=cmd, code=f"{cmd} {st}", raw=frame)
         if cmd == "S" and st in "+-":

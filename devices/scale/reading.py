@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 #: Exact factors to kilograms (1 lb = 0.45359237 kg by international definition).
-UNIT_TO_KG: dict[str, float] = {"kg": 1.0, "g": 0.001, "lb": 0.45359237, "oz": 0.028349523125}
+UNIT_TO_KG: dict[str, float] = {"kg": 1.0, "g": 0.001, "mg": 1e-6, "lb": 0.45359237, "oz": 0.028349523125}
 
 
 def normalise_unit(unit: str) -> str:
@@ -26,6 +26,21 @@ def to_kg(value: float, unit: str) -> float:
     0.412
     """
     return round(value * UNIT_TO_KG[normalise_unit(unit)], 7)
+
+
+def weight_in_kg(value: float | None, unit: str) -> tuple[float | None, str, tuple[str, ...]]:
+    """``(kg or None, normalised unit, faults)``: a unit we cannot convert gives no weight and an
+    ``unknown_unit:<u>`` fault instead of an exception (the scale may be set to carats or a custom unit).
+
+    >>> weight_in_kg(2.0, "ct")
+    (None, 'ct', ('unknown_unit:ct',))
+    """
+    try:
+        u = normalise_unit(unit)
+    except ValueError:
+        u = unit.strip().lower()
+        return None, u, (f"unknown_unit:{u}",)
+    return (None if value is None else to_kg(value, u)), u, ()
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 
 from devices.scale.protocol import Command, FrameParser, ScaleProtocol, SerialSettings
-from devices.scale.reading import Reading, Reply, normalise_unit, to_kg
+from devices.scale.reading import Reading, Reply, normalise_unit, weight_in_kg
 
 LF, CR, ETX = 0x0A, 0x0D, 0x03
 REQUESTS: dict[str, bytes] = {"weight": b"W\r", "status": b"S\r", "zero": b"Z\r", "tare": b"T\r"}
@@ -99,13 +99,14 @@ def decode_frame(frame: bytes, unit: str = "kg") -> Reply:
         m = _STATUS_RX.fullmatch(frame)
         reading = Reading(weight_kg=None, unit=normalise_unit(unit), raw=frame, **_flags(m.group("st")))
         return Reply("reading", reading=reading, code="status", raw=frame)
-    u = normalise_unit(m.group("unit").decode())
     try:
         value: float | None = float(m.group("field").replace(b" ", b""))
     except ValueError:  # ^^^^ / ____: out of range, no weight
         value = None
-    reading = Reading(weight_kg=None if value is None else to_kg(value, u), value=value, unit=u, raw=frame,
-                      **_flags(m.group("st")))
+    kg, u, unit_faults = weight_in_kg(value, m.group("unit").decode())
+    flags = _flags(m.group("st"))
+    flags["faults"] += unit_faults
+    reading = Reading(weight_kg=kg, value=value, unit=u, raw=frame, **flags)
     return Reply("reading", reading=reading, code="weight", raw=frame)
 
 

@@ -154,3 +154,24 @@ def test_simulated_line_timing_at_9600_baud() -> None:
     # 'W' (1 character) + STX ddd.ddd CR (9 characters), 10 bits each at 9600 bit/s = 10.4 ms
     assert slow["answered"] == 5 and slow["p50_ms"] >= 10.4
     assert fast["answered"] == 20 and fast["p50_ms"] < slow["p50_ms"]
+
+
+def test_odd_frames_from_the_scale_never_stop_the_driver() -> None:
+    with ScaleSimulator("mt-sics") as sim:
+        sim.set_weight(0.2)
+        with running(sim) as (driver, readings):
+            assert wait_until(lambda: len(readings) >= 2)
+            sim.inject(b"S S    2.000 ct\r\nES\r\n\x00\xff\xfeS S 12")  # carats, an error, noise, a fragment
+            n = len(readings)
+            assert wait_until(lambda: len(readings) > n + 5)
+            assert any(r.faults == ("unknown_unit:ct",) for r in readings)
+            assert readings[-1].weight_kg == 0.2 and driver.connected
+
+
+def test_bad_settings_are_refused_up_front() -> None:
+    with pytest.raises(ValueError, match="unit"):
+        ScaleDriver(DriverSettings(port="/dev/null", protocol="toledo8217", unit="stone"))
+    with pytest.raises(ValueError, match="continuous"):
+        ScaleDriver(DriverSettings(port="/dev/null", protocol="scp01", continuous=True))
+    with pytest.raises(ValueError, match="protocol"):
+        ScaleDriver(DriverSettings(port="/dev/null", protocol="cas"))

@@ -185,3 +185,11 @@ def test_software_parity_is_even_parity_in_bit_7() -> None:
     wire = add_parity(b"W\r", "E")
     assert wire == b"\xd7\x8d"  # 'W' 0x57 and CR 0x0D have an odd number of ones
     assert strip_parity(wire + b"\x57", "E") == (b"W\r", 1)
+
+
+def test_units_we_cannot_convert_give_no_weight_and_a_fault() -> None:
+    (ct, mg), _ = decode_all("mt-sics", b"S S    2.000 ct\r\nS S  412000 mg\r\n")
+    assert ct.reading.weight_kg is None and ct.reading.faults == ("unknown_unit:ct",)
+    assert mg.reading.weight_kg == 0.412
+    (oz,), _ = decode_all("scp01", b"\n0016.00OZ\r\n00\r\x03")
+    assert oz.reading.weight_kg == pytest.approx(0.45359237)
