@@ -65,7 +65,6 @@ class RtspServer:
         self.transports: Counter[str] = Counter()
         self.expired = 0
         self.bad_requests = 0
-        self._rng = np.random.default_rng(7)
         self._corrupt_pending = 0
         self._lose_pending = 0
         self._tick = 0
@@ -202,7 +201,8 @@ class RtspServer:
             if not playing:
                 continue
             if corrupt:
-                frame = frame.corrupted(self._rng)
+                # the k-th garbage frame is always the same bytes: what the decoder makes of it is reproducible
+                frame = frame.corrupted(np.random.default_rng([7, self.corrupted_sent]))
                 self.corrupted_sent += 1
             self.frames_sent += 1
             self.lost += lose
