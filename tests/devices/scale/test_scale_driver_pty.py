@@ -175,3 +175,24 @@ def test_bad_settings_are_refused_up_front() -> None:
         ScaleDriver(DriverSettings(port="/dev/null", protocol="scp01", continuous=True))
     with pytest.raises(ValueError, match="protocol"):
         ScaleDriver(DriverSettings(port="/dev/null", protocol="cas"))
+
+
+def test_delayed_and_dropped_replies() -> None:
+    from devices.scale import get_protocol
+    from devices.scale.link import ScaleLink
+
+    with ScaleSimulator("scp01", faults=Faults(delay_s=0.05, drop_rate=0.3), seed=3) as sim:
+        sim.set_weight(0.5)
+        link = ScaleLink(sim.path, get_protocol("scp01"))
+        link.open()
+        times, answers = [], 0
+        for _ in range(12):
+            t0 = time.monotonic()
+            reply = link.transact("weight", 0.15)
+            if reply is not None:
+                answers += 1
+                times.append(time.monotonic() - t0)
+        link.close()
+    dropped = sim.stats["dropped"]
+    assert dropped >= 1 and answers == 12 - dropped and link.counters.timeouts == dropped
+    assert min(times) >= 0.05  # never faster than the scale's delay
