@@ -53,7 +53,7 @@ def running(sim: ScaleSimulator, **kw) -> Iterator[tuple[ScaleDriver, list[Readi
 def test_driver_reads_the_weight_and_tares(protocol: str) -> None:
     with ScaleSimulator(protocol) as sim:
         sim.set_weight(0.412)
-        with running(sim) as (driver, readings):
+        with running(sim, timeout=1.0) as (driver, readings):
             assert wait_until(lambda: len(readings) >= 3)
             assert readings[-1].weight_kg == pytest.approx(expected_kg(protocol, 0.412), abs=1e-6)
             driver.command("tare")
@@ -188,7 +188,7 @@ def test_delayed_and_dropped_replies() -> None:
         times, answers = [], 0
         for _ in range(12):
             t0 = time.monotonic()
-            reply = link.transact("weight", 0.15)
+            reply = link.transact("weight", 0.3)
             if reply is not None:
                 answers += 1
                 times.append(time.monotonic() - t0)
