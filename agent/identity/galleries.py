@@ -69,6 +69,26 @@ class GallerySet:
             self._owner[label] = member.id
         self._labels.setdefault(member.id, []).extend(labels.tolist())
 
+    def add_bulk(self, items: list[tuple[Member, np.ndarray]]) -> None:
+        """Add many new members at once (start-up load): one faiss add per gallery, so a large gallery is
+        indexed (and an IVF trained) once, not once per identity."""
+        per_gallery: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+        for member, vectors in items:
+            vectors = np.atleast_2d(np.asarray(vectors, np.float32))
+            self.members[member.id] = member
+            if len(vectors) == 0:
+                continue
+            labels = np.arange(self._next, self._next + len(vectors), dtype=np.int64)
+            self._next += len(vectors)
+            for label in labels.tolist():
+                self._owner[label] = member.id
+            self._labels.setdefault(member.id, []).extend(labels.tolist())
+            ids, vecs = per_gallery.setdefault(member.gallery, ([], []))
+            ids.append(labels)
+            vecs.append(vectors)
+        for name, (ids, vecs) in per_gallery.items():
+            self.galleries[name].add(np.concatenate(ids), np.concatenate(vecs))
+
     def remove(self, identity_id: str) -> Member | None:
         """Forget ``identity_id`` entirely; returns its record if it was held."""
         member = self.members.pop(identity_id, None)

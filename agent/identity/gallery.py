@@ -3,7 +3,8 @@
 Small galleries use an exact ``IndexFlatIP``; once a gallery holds more than ``ann_min_size`` vectors it is
 rebuilt as an IVF index (``IndexIVFFlat``, inner product) that visits ``nprobe`` cells per query. Both keep
 caller-chosen int64 labels, support removal, and are guarded by one lock (faiss indexes are not safe to search
-while they are being written).
+while they are being written). Searches run single-threaded (``search_threads``): a decision is one query, and
+OpenMP threads only add spin-wait on a box whose cores are busy with video.
 
 >>> g = FaissGallery(4)
 >>> g.add(np.array([7, 8]), np.eye(4, dtype=np.float32)[:2])
@@ -15,6 +16,7 @@ while they are being written).
 from __future__ import annotations
 
 import math
+import os
 import threading
 
 import faiss
@@ -33,8 +35,10 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
 class FaissGallery:
     """Labelled unit vectors searchable by cosine similarity; exact below ``ann_min_size``, IVF above."""
 
-    def __init__(self, dim: int, *, ann_min_size: int = 50_000, nprobe: int = 128, seed: int = 1234) -> None:
+    def __init__(self, dim: int, *, ann_min_size: int = 50_000, nprobe: int = 128, seed: int = 1234,
+                 search_threads: int = 1) -> None:
         self.dim = dim
+        self.search_threads = search_threads
         self.ann_min_size = ann_min_size
         self.nprobe = nprobe
         self.seed = seed
@@ -109,6 +113,7 @@ class FaissGallery:
         ivf.cp.seed = self.seed
         rng = np.random.default_rng(self.seed)
         sample = vecs[rng.choice(len(vecs), size=min(len(vecs), 64 * nlist), replace=False)]
+        faiss.omp_set_num_threads(os.cpu_count() or 1)  # k-means training does use every core
         ivf.train(sample)
         ivf.add_with_ids(vecs, ids)
         ivf.nprobe = min(self.nprobe, nlist)
@@ -133,6 +138,8 @@ class FaissGallery:
         with self._lock:
             if self._index.ntotal == 0:
                 return np.full((len(q), k), -np.inf, np.float32), np.full((len(q), k), -1, np.int64)
+            # One query at a time (one per track decision): OpenMP threads only add spin-wait on a busy box.
+            faiss.omp_set_num_threads(self.search_threads)
             scores, labels = self._index.search(q, k)
         scores = np.where(labels < 0, -np.inf, scores).astype(np.float32)
         return scores, labels

@@ -57,9 +57,10 @@ class IdentityRow:
     created_at: float
     last_seen: float | None
     expires_at: float | None
+    updated_at: float = 0.0
 
 
-_COLS = "id, gallery, kind, reason, source, created_at, last_seen, expires_at"
+_COLS = "id, gallery, kind, reason, source, created_at, last_seen, expires_at, updated_at"
 
 
 def get_identity(conn: sqlite3.Connection, identity_id: str) -> IdentityRow | None:

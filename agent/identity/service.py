@@ -85,6 +85,7 @@ class IdentityService:
         self._local = threading.local()
         self._tracks: collections.OrderedDict[tuple[str, int], Decision] = collections.OrderedDict()
         self._refreshed_at = 0.0
+        self._versions: dict[str, float] = {}
         self.counts = {"observed": 0, "new": 0, "matched": 0, "optout": 0, "alerts": 0, "purged": 0}
         self.load()
 
@@ -121,19 +122,28 @@ class IdentityService:
             self.alerts.close()
 
     def load(self) -> None:
-        """(Re)build every gallery from the encrypted store."""
+        """(Re)build every gallery from the encrypted store (one bulk add per gallery)."""
         with self._lock:
             self._refreshed_at = self.clock()
             self.galleries = GallerySet(self.dim, ann_min_size=self.cfg.ann_min_size, nprobe=self.cfg.ann_nprobe)
-            for row in repo.list_identities(self.conn):
-                self._remember(row)
+            vectors: dict[str, list[np.ndarray]] = {}
+            for identity_id, _, _, vec in repo.load_embeddings(self.conn, self.cipher):
+                if vec.shape == (self.dim,):
+                    vectors.setdefault(identity_id, []).append(vec)
+            rows = repo.list_identities(self.conn)
+            self._versions = {row.id: row.updated_at for row in rows}
+            empty = np.zeros((0, self.dim), np.float32)
+            self.galleries.add_bulk([(Member(row.id, row.gallery, row.kind, row.reason, row.expires_at),
+                                      np.stack(vectors[row.id]) if row.id in vectors else empty) for row in rows])
 
     def _remember(self, row: repo.IdentityRow) -> None:
         vectors = [v for _, _, _, v in repo.load_embeddings(self.conn, self.cipher, identity_id=row.id)]
         vectors = [v for v in vectors if v.shape == (self.dim,)]
         member = Member(row.id, row.gallery, row.kind, row.reason, row.expires_at)
-        self.galleries.remove(row.id)
+        if row.id in self.galleries:
+            self.galleries.remove(row.id)
         self.galleries.add(member, np.stack(vectors) if vectors else np.zeros((0, self.dim), np.float32))
+        self._versions[row.id] = row.updated_at
 
     def reload(self, identity_ids: list[str]) -> None:
         """Bring the in-memory galleries in step with the store for these ids (after a command or the CLI)."""
@@ -142,6 +152,7 @@ class IdentityService:
                 row = repo.get_identity(self.conn, identity_id)
                 if row is None:
                     self.galleries.remove(identity_id)
+                    self._versions.pop(identity_id, None)
                     self._forget_tracks(identity_id)
                 else:
                     self._remember(row)
@@ -151,9 +162,10 @@ class IdentityService:
         since the last refresh. Returns how many ids were reloaded."""
         with self._lock:
             since, self._refreshed_at = self._refreshed_at - 2.0, self.clock()
-            ids = [r[0] for r in self.conn.execute("SELECT id FROM identities WHERE updated_at >= ?", (since,))]
+            ids = [r[0] for r in self.conn.execute("SELECT id, updated_at FROM identities WHERE updated_at >= ?",
+                                                   (since,)) if self._versions.get(r[0]) != r[1]]
             ids += [r[0] for r in self.conn.execute("SELECT id FROM identity_tombstones WHERE deleted_at >= ?",
-                                                    (since,))]
+                                                    (since,)) if r[0] in self.galleries]
             self.reload(list(dict.fromkeys(ids)))
             return len(ids)
 
@@ -228,8 +240,12 @@ class IdentityService:
                 self.outbox.enqueue_in(conn, items)
         for identity_id in undo:
             self.galleries.remove(identity_id)
+            self._versions.pop(identity_id, None)
         for member, vecs in added:
             self.galleries.add(member, vecs)
+            if member.id not in self._versions:  # created here: remember its version so refresh() skips it
+                row = conn.execute("SELECT updated_at FROM identities WHERE id = ?", (member.id,)).fetchone()
+                self._versions[member.id] = row[0] if row else 0.0
         for payload in alerts:
             self.counts["alerts"] += 1
             if self.alerts is not None:
@@ -369,6 +385,7 @@ class IdentityService:
                 gone = repo.purge_expired(conn, now=now, retention_s=self.cfg.retention_days * 86400.0)
             for identity_id, _ in gone:
                 self.galleries.remove(identity_id)
+                self._versions.pop(identity_id, None)
                 self._forget_tracks(identity_id)
             self.counts["purged"] += len(gone)
             if gone:

@@ -110,3 +110,24 @@ def test_apply_config_changes_rules_without_a_restart(make_service) -> None:
     assert svc.observe("door", 2, sighting(judy, 1), 0.9, T0 + 600).kind == "new"  # same visit
     svc.apply_config(svc.cfg.model_copy(update={"session_gap_s": 60.0}))
     assert svc.observe("door", 3, sighting(judy, 2), 0.9, T0 + 1200).kind == "returning"
+
+
+def test_refresh_picks_up_other_processes_and_skips_its_own_writes(make_service, db_path) -> None:
+    import time as _time
+
+    from agent.identity.audit import enrol, forget
+    from agent.store import connect
+
+    svc = make_service(clock=_time.time)
+    for i in range(3):
+        svc.observe("door", i, sighting(person(20 + i), 0), 0.9, _time.time())
+    assert svc.refresh() == 0  # its own new visitors are not reloaded
+    other = connect(db_path)  # e.g. `store-agent identities enroll` in another process
+    with repo.transaction(other):
+        enrol(other, svc.cipher, identity_id="m-1", gallery="member", embeddings=[person(30)], actor="cli",
+              now=_time.time())
+    assert svc.refresh() == 1 and svc.observe("door", 9, sighting(person(30), 0), 0.9, _time.time()).kind == "member"
+    with repo.transaction(other):
+        forget(other, "m-1", actor="cli", now=_time.time())
+    other.close()
+    assert svc.refresh() == 1 and "m-1" not in svc.galleries
