@@ -209,21 +209,3 @@ def bench_identity_service(
     else:
         for key, value in result.items():
             typer.echo(f"{key:<22} {value}")
-
-
-@app.command("identity-service")
-def bench_identity_service(
-    sizes: Annotated[str, typer.Option(help="Comma-separated visitor gallery sizes.")] = "1000,10000,100000",
-    decisions: Annotated[int, typer.Option(min=10, max=10_000, help="Decisions timed per size.")] = 100,
-    as_json: JsonOption = False,
-) -> None:
-    """One track decision end to end (faiss search + encrypted SQLite writes + outbox event) per gallery size,
-    alert-to-webhook latency and identity deletion time, over a temporary store with synthetic identities."""
-    from agent.identity.service_bench import run_service_bench
-
-    result = run_service_bench([int(s) for s in sizes.split(",") if s.strip()], decisions=decisions)
-    if as_json:
-        print_json(result)
-    else:
-        for key, value in result.items():
-            typer.echo(f"{key:<22} {value}")

@@ -54,6 +54,8 @@ def test_scale_component_in_the_daemon(tmp_path: Path) -> None:
             entry = next(c for c in agent.status()["components"] if c["name"] == "scale-deli")
             assert entry["state"] == "running" and entry["restarts"] == 0
             assert detail["counters"]["disconnects"] >= 1 and detail["weight_kg"] == 0.0
+            assert detail["listener_errors"] == 0  # the products hook is attached and quiet without a camera
+            assert agent.scale_listeners["deli"][0] == agent.products.on_scale_event
 
             # a config reload that changes the scale restarts its component with the new settings
             config.write_text(config.read_text().replace("stable_window_s = 0.3", "stable_window_s = 0.2"))
