@@ -16,7 +16,7 @@ from agent.cli.common import DEFAULT_CONFIG, ConfigOption, JsonOption, load_or_e
 
 app = typer.Typer(help="Face identity galleries: enrol, list, forget, stats, alerts, audit.", no_args_is_help=True)
 
-KIND_HELP = "Gallery: member, vip, staff or watchlist."
+KIND_HELP = "Gallery: member, vip, staff, watchlist (or optout: a person who refuses identification)."
 
 
 def _conn(config: Path):  # noqa: ANN202 - (AgentConfig, sqlite3.Connection)

@@ -25,7 +25,7 @@ __all__ = ["GALLERIES", "WATCHLIST_KINDS", "ENROL_GALLERIES", "IdentityRow", "ne
 GALLERIES: tuple[str, ...] = ("optout", "watchlist", "staff", "vip", "member", "visitor")
 WATCHLIST_KINDS: tuple[str, ...] = ("theft", "scalper", "custom")
 #: Galleries people are enrolled in on purpose (CLI ``identities enroll --kind``).
-ENROL_GALLERIES: tuple[str, ...] = ("member", "vip", "staff", "watchlist")
+ENROL_GALLERIES: tuple[str, ...] = ("member", "vip", "staff", "watchlist", "optout")
 
 
 @contextmanager

@@ -111,3 +111,23 @@ def test_enroll_refuses_a_folder_of_two_people_and_bad_kinds(config: Path, tmp_p
                                  "--config", str(config)])
     assert result.exit_code == 2 and "member, vip, staff, watchlist" in result.output
     assert cli("identities", "stats", "--config", str(config), "--json")[1]["galleries"]["member"] == 0
+
+
+def test_enroll_optout_suppresses_the_person(config: Path, tmp_path: Path) -> None:
+    folder = _folder(tmp_path, "optout", {"Bill_Clinton": range(1, 3)})
+    code, out = cli("identities", "enroll", "--kind", "optout", "--from-dir", str(folder), "--config", str(config),
+                    "--json")
+    assert code == 0 and out["gallery"] == "optout", out
+    cfg = load_config(config)
+    pipeline = FacePipeline.from_config(cfg.identity, Path(cfg.models.dir))
+    vec, quality = pipeline.embed_photo(cv2.imread(str(FACES / "Bill_Clinton" / "Bill_Clinton_0003.jpg")))
+    db = open_store(cfg.data_dir)
+    outbox = Outbox(db, store_id="s1", boot_id=new_msg_id(), priority_for=cfg.sync.priority_for)
+    svc = IdentityService(cfg.identity, db, load_cipher(cfg.identity.embedding_key_file), outbox)
+    try:
+        decision = svc.observe("door", 1, vec, quality.quality, time.time())
+        assert decision.kind == "optout" and decision.visitor_id is None
+        assert svc.conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0
+    finally:
+        svc.close()
+        outbox.close()
