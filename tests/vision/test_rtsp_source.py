@@ -261,7 +261,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Pat
     return directory
 
 
-def test_camera_pipeline_on_an_rtsp_stream_of_the_sample_video_tracks_and_counts(
+def test_camera_pipeline_on_an_rtsp_stream_of_the_sample_video_counts_across_a_camera_reboot(
         tmp_path: Path, worker_gif: Path, model_dir: Path) -> None:
     server = RtspServer.from_video(worker_gif).start()
     camera = CameraConfig(name="door", url=server.url, analytics=CameraAnalyticsConfig(
@@ -270,7 +270,15 @@ def test_camera_pipeline_on_an_rtsp_stream_of_the_sample_video_tracks_and_counts
     outbox = Outbox(db, store_id="s1", boot_id="boot-test", priority_for=SyncConfig().priority_for, connect=connect)
     pipeline = CameraPipeline(camera, VisionConfig(aggregate_interval_s=2), ModelsConfig(dir=model_dir), outbox)
     stop = threading.Event()
-    runner = threading.Thread(target=pipeline.run, args=(stop,), daemon=True)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            pipeline.run(stop)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+
+    runner = threading.Thread(target=run, daemon=True)
     conn = connect(db)
 
     def crossings() -> list[dict]:
@@ -280,17 +288,22 @@ def test_camera_pipeline_on_an_rtsp_stream_of_the_sample_video_tracks_and_counts
         runner.start()
         # the GIF loops every 4.7 s; the worker walks up across the line once per loop
         assert _wait(lambda: len(crossings()) >= 1, 30.0, step=0.2), pipeline.status()
-        status = pipeline.status()
+        before = pipeline.status()
+        server.drop()  # the camera reboots mid-stream
+        assert _wait(lambda: pipeline.status()["source"]["reconnects"] >= 1, 10.0), pipeline.status()
+        assert _wait(lambda: len(crossings()) >= 2, 20.0, step=0.2), pipeline.status()  # counting goes on
+        after = pipeline.status()
     finally:
         stop.set()
         runner.join(timeout=10)
         server.stop()
-    assert not runner.is_alive()
-    source, processor = status["source"], status["processor"]
-    assert source["connected"] and source["reconnects"] == 0 and source["corrupt"] == 0
+    assert not runner.is_alive() and not errors, errors
+    assert before["source"]["connected"] and before["source"]["reconnects"] == 0 and before["source"]["corrupt"] == 0
+    processor = before["processor"]
     assert processor["inferences"] >= 5 and processor["detections"] >= processor["inferences"] // 2
+    assert after["source"]["connected"] and server.connections >= 2
+    assert after["processor"]["inferences"] > processor["inferences"]
     assert {c["direction"] for c in crossings()} == {"out"}  # walking up the image across a left→right line
-    assert server.frames_sent >= 20
     outbox_streams = {s for (s,) in conn.execute("SELECT DISTINCT stream FROM outbox")}
     assert "events/line_crossing" in outbox_streams
     conn.close()
