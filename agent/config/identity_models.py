@@ -125,6 +125,9 @@ class IdentityConfig(Section):
     alert_local_bus: bool = Field(default=True, title="Alerts on the local bus",
                                   description="Publish alerts on the local bus (suffix alerts/identity) when "
                                   "[local_bus] is enabled.")
+    alert_cooldown_s: float = Field(default=600.0, ge=0.0, le=86_400.0, title="Alert cooldown (s)",
+                                    description="A person already alerted on within this time is not alerted "
+                                    "again (another camera, a re-decision): one alert per visit, not per camera.")
     alert_webhook_url: str = Field(default="", title="Alert webhook URL",
                                    description="http(s) URL that receives each alert as a JSON POST; empty = none.")
     alert_webhook_timeout_s: float = Field(default=2.0, gt=0, le=30, title="Webhook timeout (s)",

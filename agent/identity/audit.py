@@ -90,7 +90,8 @@ def record_alert_decision(conn: sqlite3.Connection, alert_id: str, decision: str
 
 def list_alerts(conn: sqlite3.Connection, *, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
     """Alerts, newest first."""
-    sql = "SELECT id, identity_id, gallery, kind, camera, ts, score, status, decided_at, decided_by FROM identity_alerts"
+    sql = ("SELECT id, identity_id, gallery, kind, camera, ts, score, status, decided_at, decided_by"
+           " FROM identity_alerts")
     args: tuple[Any, ...] = ()
     if status:
         sql += " WHERE status = ?"

@@ -41,7 +41,8 @@ def check_identity(ctx: DoctorContext) -> CheckResult:
         return CheckResult("identity", "fail", problem, "restore the key file the embeddings were stored with, or "
                            "`store-agent identities forget` the identities")
     if mode & (stat.S_IRGRP | stat.S_IROTH):
-        return CheckResult("identity", "warn", detail + "; the key file is readable by other users", f"chmod 600 {path}")
+        return CheckResult("identity", "warn", detail + "; the key file is readable by other users",
+                           f"chmod 600 {path}")
     return CheckResult("identity", "ok", detail)
 
 

@@ -74,4 +74,8 @@ IDENTITY_MIGRATIONS: list[str] = [
     CREATE INDEX identities_updated ON identities(updated_at);
     CREATE INDEX identity_tombstones_deleted ON identity_tombstones(deleted_at);
     """,
+    # 3: the alert cooldown looks up a person's latest alert.
+    """
+    CREATE INDEX identity_alerts_identity ON identity_alerts(identity_id, ts);
+    """,
 ]

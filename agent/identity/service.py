@@ -194,7 +194,8 @@ class IdentityService:
         with self._lock:
             self.counts["observed"] += 1
             prev = self._tracks.get(key)
-            created_here = frozenset({prev.visitor_id}) if prev and prev.kind == "new" and prev.visitor_id else frozenset()
+            provisional = prev is not None and prev.kind == "new" and prev.visitor_id is not None
+            created_here = frozenset({prev.visitor_id}) if provisional else frozenset()
             match = self._match(vector, ts, exclude=created_here)
             if prev is not None and not self._should_redecide(prev, match):
                 if prev.kind == "new" and prev.visitor_id and match is None:
@@ -294,13 +295,20 @@ class IdentityService:
             items.append(OutboxItem("events/scalper_detected", {
                 "visitor_id": member.id, "watchlist_id": entry.id, "entries_today": outcome.entries_today,
                 "camera": camera, "ts": ts}, event_ts=ts))
-            hit, hit_items = self._hit(conn, camera, track_id, vector, ts, entry, 1.0 if score is None else score, alerts)
+            hit_score = 1.0 if score is None else score
+            hit, hit_items = self._hit(conn, camera, track_id, vector, ts, entry, hit_score, alerts)
             return replace(hit, visit_id=outcome.visit_id, status=outcome.status), items + hit_items
         return decision, items
 
     def _hit(self, conn: sqlite3.Connection, camera: str, track_id: int, vector: np.ndarray, ts: float,
              member: Member, score: float, alerts: list[dict[str, Any]]) -> tuple[Decision, list[OutboxItem]]:
-        """A watchlist/VIP match: alert row, audit line, staff alert and ``events/watchlist_hit``."""
+        """A watchlist/VIP match: alert row, audit line, staff alert and ``events/watchlist_hit`` — unless this
+        person was alerted on within ``alert_cooldown_s`` (then the decision carries that alert's id)."""
+        kind = "watchlist" if member.gallery == "watchlist" else member.gallery
+        recent = conn.execute("SELECT id FROM identity_alerts WHERE identity_id = ? AND ts >= ? ORDER BY ts DESC"
+                              " LIMIT 1", (member.id, ts - self.cfg.alert_cooldown_s)).fetchone()
+        if recent is not None:
+            return Decision(kind, member.id, score, member.gallery, watchlist_kind=member.kind, alert_id=recent[0]), []
         alert_id = repo.new_id()
         conn.execute("INSERT INTO identity_alerts(id, identity_id, gallery, kind, camera, ts, score)"
                      " VALUES (?,?,?,?,?,?,?)", (alert_id, member.id, member.gallery, member.kind, camera, ts, score))
@@ -316,7 +324,6 @@ class IdentityService:
         stream = "events/watchlist_hit" if member.gallery == "watchlist" else "events/vip_hit"
         body = {k: payload[k] for k in ("alert_id", "match", "gallery", "watchlist_kind", "identity_id", "score",
                                          "camera", "ts")}
-        kind = "watchlist" if member.gallery == "watchlist" else member.gallery
         decision = Decision(kind, member.id, score, member.gallery, watchlist_kind=member.kind, alert_id=alert_id)
         return decision, [OutboxItem(stream, self._with_embedding(body, vector), event_ts=ts)]
 
