@@ -171,7 +171,8 @@ class Session:
     last_seen: float = field(default_factory=time.monotonic)
 
     def rtp_time(self, tick: int, fps: float) -> int:
-        """The camera's sampling clock: exactly 90000 / fps per frame tick since PLAY, from a random base."""
+        """The camera's sampling clock: exactly 90000 / fps per frame tick since SETUP, from a random base (it
+        keeps running through PAUSE, like a live camera's)."""
         return (self.ts_base + round((tick - self.start_tick) * CLOCK_RATE / fps)) & 0xFFFFFFFF
 
     def send(self, packets: list[bytes], rtcp: bool = False) -> bool:

@@ -301,12 +301,13 @@ class RtspServer:
             return response(454, cseq)
         extra = {"Session": f"{session.id};timeout={self.session_timeout_s}"}
         if req.method == "PLAY":
-            if not session.playing:
-                session.start_tick = self._tick
-                session.playing = True
             track = f"rtsp://127.0.0.1:{self.port}/{self.path}/track0"
             rtptime = session.rtp_time(self._tick, self.fps)
             extra.update({"Range": "npt=0.000-", "RTP-Info": f"url={track};seq={session.seq};rtptime={rtptime}"})
+            # the reply goes out before the first RTP packet, and names that packet's sequence number
+            client.send(response(200, cseq, extra))
+            session.playing = True
+            return b""
         elif req.method == "PAUSE":
             session.playing = False
         elif req.method == "TEARDOWN":
@@ -323,7 +324,7 @@ class RtspServer:
             return response(455, cseq)
         # Transport lists alternatives by preference: take the first one this server can serve.
         for profile, params in parse_transport(headers.get("transport", "")):
-            session = existing or Session(secrets.token_hex(8), client)
+            session = existing or Session(secrets.token_hex(8), client, start_tick=self._tick)
             try:
                 if profile == "RTP/AVP/TCP":
                     lo, hi = port_range(params.get("interleaved", "0-1"))

@@ -114,6 +114,10 @@ def test_next_message_frames_requests_and_interleaved_data() -> None:
         next_message(b"OPTIONS * RTSP/1.0\r\nContent-Length: x\r\n\r\n")
 
 
+def _rtp_ts(packet: bytes) -> int:
+    return struct.unpack_from("!I", packet, 4)[0]
+
+
 class _RawClient:
     """Just enough of an RTSP client to drive the server by hand."""
 
@@ -198,15 +202,27 @@ def test_rtsp_exchange_by_rfc_2326_over_a_raw_socket() -> None:
         assert info["url"] == track
         client.read_media(1.3)
         assert client.request("GET_PARAMETER", server.url, Session=session)[0] == 200
-        assert client.request("TEARDOWN", server.url, Session=session)[0] == 200
         rtp = [data for channel, data in client.media if channel == 2]
+        assert client.request("PAUSE", server.url, Session=session)[0] == 200
+        client.read_media(0.3)
+        paused = len(client.media)
+        client.read_media(0.3)
+        assert len(client.media) == paused  # nothing while paused
+        assert client.request("PLAY", server.url, Session=session)[0] == 200
+        client.read_media(0.3)
+        resumed = [data for channel, data in client.media[paused:] if channel == 2]
+        before_pause = [data for channel, data in client.media[:paused] if channel == 2]
+        gap = (_rtp_ts(resumed[0]) - _rtp_ts(before_pause[-1])) & 0xFFFFFFFF
+        assert 0.5 * 90_000 <= gap < 5 * 90_000  # the clock ran on through the pause (0.6 s)
+        assert client.request("TEARDOWN", server.url, Session=session)[0] == 200
         rtcp = [data for channel, data in client.media if channel == 3]
         assert {channel for channel, _ in client.media} == {2, 3}
         first_seq, first_ts = struct.unpack_from("!HI", rtp[0], 2)
         assert first_seq == int(info["seq"])  # RTP-Info names the first packet the client gets
-        assert (first_ts - int(info["rtptime"])) % 3600 == 0  # and the clock it starts from
-        frame_ts = sorted({struct.unpack_from("!I", p, 4)[0] for p in rtp})
-        assert len(frame_ts) >= 25 and set(np.diff(frame_ts)) == {3600}  # 90 kHz / 25 fps, no frame skipped
+        assert ((first_ts - int(info["rtptime"])) & 0xFFFFFFFF) % 3600 == 0  # and the clock it starts from
+        frame_ts = list(dict.fromkeys(_rtp_ts(p) for p in rtp))  # one timestamp per frame, in order
+        steps = {(b - a) & 0xFFFFFFFF for a, b in zip(frame_ts, frame_ts[1:])}
+        assert len(frame_ts) >= 25 and steps == {3600}  # 90 kHz / 25 fps, no frame skipped
         assert all(struct.unpack_from("!B", p, 1)[0] == 200 for p in rtcp) and len(rtcp) >= 1  # sender reports
         before = len(client.media)
         client.read_media(0.3)
