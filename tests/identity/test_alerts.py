@@ -78,6 +78,7 @@ def test_watchlist_hit_alerts_on_local_bus_and_webhook_within_1s(make_service, m
         msg = watcher.expect_message(2.0, topic=f"{PREFIX}/alerts/identity")
         bus_latency = time.monotonic() - t0
         assert bus_latency < 1.0
+        print(f"alert on the local bus after {1000 * bus_latency:.1f} ms")
         payload = json.loads(msg.payload)
         assert decision.kind == "watchlist" and payload["alert_id"] == decision.alert_id
         assert payload["match"] == "possible" and "Possible match" in payload["message"]
