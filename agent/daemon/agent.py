@@ -153,7 +153,7 @@ class Agent:
             return CameraPipeline(camera, self.config.vision, self.config.models, self.outbox,
                                   snapshot_dir=self.config.data_dir / "snapshots" / camera.name,
                                   identity_cfg=self.config.identity,
-                                  identity_service=getattr(self, "identity_service", None))
+                                  identity_service=self.identity_service)
 
         return build
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -156,11 +156,13 @@ class IdentityHook:
 
     Called with every detected frame's image, timestamp, track ids and pixel boxes; runs face detection on every
     ``detect_every_n``-th call, pools faces per track and hands each track decision to ``observer``.
-    ``on_decision(track_decision, decision)`` is called after each decision (demo/replay reporting).
+    ``on_decision(track_decision, decision)`` is called after each decision (demo/replay reporting). ``zones``
+    (the camera's zone trackers: ``.name`` and ``.visitors()`` → track ids) give the zones each track visited,
+    passed to the service's ``end_track`` with the dwell when the track ends.
     """
 
     def __init__(self, camera: str, pipeline: FacePipeline, observer: Observer | None, *,
-                 staff: StaffRegistry | None = None,
+                 staff: StaffRegistry | None = None, zones: Sequence[Any] = (),
                  on_decision: Callable[[TrackDecision, Any], None] | None = None) -> None:
         cfg = pipeline.cfg
         self.camera = camera
@@ -173,6 +175,8 @@ class IdentityHook:
         self.decisions: dict[int, Any] = {}
         self._last_seen: dict[int, float] = {}
         self._first_seen: dict[int, float] = {}
+        self.zones = list(zones)
+        self._zones_of: dict[int, set[str]] = {}
         self._calls = 0
         self.counts = {"frames": 0, "faces": 0, "decisions": 0, "errors": 0}
         self.face_s = 0.0
@@ -193,6 +197,10 @@ class IdentityHook:
                     self._decide(request)
         for tid in np.asarray(track_ids, np.int64).tolist():
             self._first_seen.setdefault(tid, ts)
+        for zone in self.zones:
+            for tid in np.asarray(zone.visitors()).tolist():
+                if tid in self._first_seen:
+                    self._zones_of.setdefault(int(tid), set()).add(zone.name)
         alive = [t for t, seen in self._last_seen.items() if ts - seen <= TRACK_END_S]
         self._end(alive, ts)
 
@@ -207,9 +215,11 @@ class IdentityHook:
         end_track = getattr(self.observer, "end_track", None)
         for tid in ended:
             first, last = self._first_seen.pop(tid, None), self._last_seen.pop(tid)
+            zones = sorted(self._zones_of.pop(tid, ()))
             if end_track is not None and tid in self.decisions:
                 try:
-                    end_track(self.camera, tid, last, dwell_s=None if first is None else round(last - first, 3))
+                    end_track(self.camera, tid, last, zones=zones,
+                              dwell_s=None if first is None else round(last - first, 3))
                 except Exception:
                     self.counts["errors"] += 1
                     log.exception("identity end_track failed for track %s on %s", tid, self.camera)
@@ -239,9 +249,10 @@ class IdentityHook:
 
 def build_identity_hook(camera_name: str, identification: bool, cfg: IdentityConfig, model_dir: Path | None,
                         observer: Observer | None, *, threads: int = 1, staff: StaffRegistry | None = None,
+                        zones: Sequence[Any] = (),
                         on_decision: Callable[[TrackDecision, Any], None] | None = None) -> IdentityHook | None:
     """The identity hook of a camera, or None when its identification is off (no face model is loaded then)."""
     if not identification:
         return None
     pipeline = FacePipeline.from_config(cfg, model_dir, threads=threads)
-    return IdentityHook(camera_name, pipeline, observer, staff=staff, on_decision=on_decision)
+    return IdentityHook(camera_name, pipeline, observer, staff=staff, zones=zones, on_decision=on_decision)

@@ -137,7 +137,8 @@ class CameraPipeline:
 
         self.identity_hook = build_identity_hook(self.camera.name, True, self.identity_cfg, Path(self.models.dir),
                                                  self.identity_service, threads=self.vision.inference_threads,
-                                                 staff=self.processor.analytics.staff)
+                                                 staff=self.processor.analytics.staff,
+                                                 zones=self.processor.analytics.zones)
         self.processor.identity = self.identity_hook
 
     def status(self) -> dict[str, Any]:

@@ -81,7 +81,8 @@ def _replay(path: Path, camera: CameraConfig, vision: VisionConfig, model_dir: P
         from agent.identity.pipeline import build_identity_hook
 
         processor.identity = build_identity_hook(camera.name, True, identity[0], model_dir, identity[1],
-                                                 threads=threads, staff=processor.analytics.staff)
+                                                 threads=threads, staff=processor.analytics.staff,
+                                                 zones=processor.analytics.zones)
     frames = frames_from_dir(path, fps) if path.is_dir() else frames_from_file(path)
     events: list[Any] = []
     track_ids: set[int] = set()

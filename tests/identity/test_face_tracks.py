@@ -80,6 +80,7 @@ class RecordingObserver:
         self.fail = fail
         self.calls: list[tuple[str, int, np.ndarray, float, float]] = []
         self.ended: list[int] = []
+        self.ended_with: dict[int, tuple[list[str], float | None]] = {}
 
     def observe(self, camera: str, track_id: int, embedding: np.ndarray, quality: float, ts: float) -> Any:
         self.calls.append((camera, track_id, embedding, quality, ts))
@@ -87,14 +88,19 @@ class RecordingObserver:
             raise RuntimeError("gallery unavailable")
         return SimpleNamespace(kind=self.kind, visitor_id=f"v{track_id}", gallery=self.kind, score=None)
 
-    def end_track(self, camera: str, track_id: int, ts: float, *, dwell_s: float | None = None) -> None:
+    def end_track(self, camera: str, track_id: int, ts: float, *, zones: list[str] | None = None,
+                  dwell_s: float | None = None) -> None:
         self.ended.append(track_id)
+        self.ended_with[track_id] = (list(zones or []), dwell_s)
 
 
-def _run(observer: RecordingObserver) -> tuple[FrameProcessor, IdentityHook]:
-    camera = CameraConfig(name="faces", url="video.gif", identification=True)
+def _run(observer: RecordingObserver, zones: list[dict[str, Any]] | None = None) -> tuple[FrameProcessor,
+                                                                                         IdentityHook]:
+    camera = CameraConfig(name="faces", url="video.gif", identification=True,
+                          analytics={"zones": zones or []})
     processor = FrameProcessor(camera, VisionConfig(), build_detector("yolox-nano", SHARED_MODELS, threads=1))
-    hook = IdentityHook("faces", face_pipeline(), observer, staff=processor.analytics.staff)
+    hook = IdentityHook("faces", face_pipeline(), observer, staff=processor.analytics.staff,
+                        zones=processor.analytics.zones)
     processor.identity = hook
     ts = 0.0
     for index, image in enumerate(video_frames()):
@@ -141,3 +147,14 @@ def test_failing_identity_service_does_not_stop_counting() -> None:
     processor, hook = _run(observer)
     assert observer.calls and hook.status()["errors"] >= len(observer.calls)
     assert processor.counts["inferences"] > 10 and processor.counts["detections"] > 0
+
+
+def test_track_end_reports_zones_visited_and_dwell() -> None:
+    observer = RecordingObserver()
+    whole = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+    empty_corner = [[0.0, 0.0], [0.05, 0.0], [0.05, 0.05], [0.0, 0.05]]
+    _run(observer, zones=[{"name": "store", "polygon": whole}, {"name": "corner", "polygon": empty_corner}])
+    assert observer.ended_with
+    for zones, dwell in observer.ended_with.values():
+        assert zones == ["store"]
+        assert dwell is not None and 3.0 < dwell < 5.0  # the clip lasts 56 × 0.085 s
