@@ -53,3 +53,24 @@ def test_identity_delete_is_effective_within_5s_in_the_running_daemon(tmp_path, 
 
 def _component(agent, name: str) -> dict:
     return next((c.get("detail") or {} for c in agent.status()["components"] if c["name"] == name), {})
+
+
+def test_identification_without_a_key_fails_the_identity_component_with_the_reason(tmp_path) -> None:
+    config = tmp_path / "agent.toml"
+    config.write_text(f'store_id = "s1"\ndata_dir = "{tmp_path / "data"}"\n[sync]\nenabled = false\n'
+                      "[supervisor]\nbackoff_initial_s = 0.1\nmax_failures = 2\n"
+                      f'[models]\ndir = "{tmp_path / "models"}"\n'
+                      f'[[cameras]]\nname = "door"\nurl = "{tmp_path / "missing.mp4"}"\nidentification = true\n')
+    agent, running = start_agent(config)
+    try:
+        assert agent.identity_service is None
+        assert wait_until(lambda: _state(agent, "identity")["state"] == "failed", 10)
+        error = _state(agent, "identity")["last_error"]
+        assert "embedding_key_file" in error and "init-key" in error
+    finally:
+        running.stop()
+        agent.close()
+
+
+def _state(agent, name: str) -> dict:
+    return next(c for c in agent.status()["components"] if c["name"] == name)
