@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
 import sqlite3
 import time
 from collections.abc import Callable
@@ -55,7 +54,10 @@ def parse_embeddings(value: Any, dim: int, where: str) -> list[np.ndarray]:
                 raise CommandRejected("invalid_body", f"{where}: embeddings[{i}] is not a float32 array")
             vec = np.frombuffer(raw, dtype="<f4").astype(np.float32)
         elif isinstance(item, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in item):
-            vec = np.asarray(item, dtype=np.float32)
+            try:
+                vec = np.asarray(item, dtype=np.float32)
+            except OverflowError:  # an integer beyond float range
+                raise CommandRejected("invalid_body", f"{where}: embeddings[{i}] has a value out of range") from None
         else:
             raise CommandRejected("invalid_body", f"{where}: embeddings[{i}] must be base64 float32 or a list of "
                                   "numbers")
@@ -83,7 +85,7 @@ def _entry(raw: Any, index: int, dim: int) -> dict[str, Any]:
                               f"{', '.join(repo.WATCHLIST_KINDS)}")
     expires = raw.get("expires_at")
     if expires is not None and (not isinstance(expires, (int, float)) or isinstance(expires, bool)
-                                or not math.isfinite(expires)):
+                                or not -1e12 < expires < 1e12):
         raise CommandRejected("invalid_body", f"{where}: 'expires_at' must be epoch seconds or null")
     for name in ("reason", "source"):
         if raw.get(name) is not None and not isinstance(raw[name], str):

@@ -292,9 +292,9 @@ class IdentityService:
             items += hit_items
         if member.gallery == "visitor" and scalper_triggered(outcome, self.policy):
             entry = self._scalper_entry(conn, member.id, vector, quality, ts, outcome.entries_today, added)
-            items.append(OutboxItem("events/scalper_detected", {
-                "visitor_id": member.id, "watchlist_id": entry.id, "entries_today": outcome.entries_today,
-                "camera": camera, "ts": ts}, event_ts=ts))
+            body = {"visitor_id": member.id, "watchlist_id": entry.id, "entries_today": outcome.entries_today,
+                    "camera": camera, "ts": ts}
+            items.append(OutboxItem("events/scalper_detected", self._with_embedding(body, vector), event_ts=ts))
             hit_score = 1.0 if score is None else score
             hit, hit_items = self._hit(conn, camera, track_id, vector, ts, entry, hit_score, alerts)
             return replace(hit, visit_id=outcome.visit_id, status=outcome.status), items + hit_items

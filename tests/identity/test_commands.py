@@ -106,6 +106,10 @@ def test_optout_add_by_embedding_and_by_visitor(env) -> None:
     ({"entries": [{"id": "", "kind": "theft", "embeddings": [[0.1] * DIM]}]}, "invalid_body", "'id'"),
     ({"entries": [{"id": "x", "kind": "theft", "expires_at": "soon", "embeddings": [[0.1] * DIM]}]},
      "invalid_body", "expires_at"),
+    ({"entries": [{"id": "x", "kind": "theft", "expires_at": 10**400, "embeddings": [[0.1] * DIM]}]},
+     "invalid_body", "expires_at"),
+    ({"entries": [{"id": "x", "kind": "theft", "embeddings": [[10**400] + [0.1] * (DIM - 1)]}]},
+     "invalid_body", "out of range"),
 ])
 def test_malformed_watchlist_bodies_are_rejected_clearly(env, body, reason, words) -> None:
     svc, send, processor = env
@@ -146,3 +150,29 @@ def test_the_cloud_cannot_switch_on_embedding_export_by_config_update(outbox) ->
         cmd = build_command("config.update", STORE, {"config": patch}, key=key, key_id="k")
         out = processor.process(json.dumps(cmd).encode())
         assert out.status == "rejected" and out.reason == "forbidden_key" and "identity." in out.detail
+
+
+def test_fuzzed_watchlist_bodies_never_crash_the_processor(env) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    svc, send, _ = env
+    leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
+                     st.text(max_size=8), st.sampled_from(["theft", "scalper", "custom", b64(person(1))]))
+    values = st.recursive(leaf, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["id", "kind", "embeddings", "reason", "source", "expires_at", "x"]), inner, max_size=5),
+        max_leaves=12)
+    bodies = st.one_of(st.dictionaries(st.sampled_from(["entries", "ids", "id"]), values, max_size=2),
+                       st.builds(lambda e: {"entries": e}, st.lists(values, min_size=1, max_size=3)))
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(kind=st.sampled_from(["watchlist.upsert", "watchlist.delete", "identity.delete", "optout.add"]),
+           body=bodies)
+    def run(kind: str, body: dict) -> None:
+        out = send(kind, body)
+        assert out.status in ("applied", "rejected"), (out.status, out.detail)
+        if out.status == "rejected":
+            assert out.reason and out.detail
+
+    run()
+    assert svc.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
