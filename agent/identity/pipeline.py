@@ -185,10 +185,12 @@ class IdentityHook:
         self._calls += 1
         for tid in np.asarray(track_ids, np.int64).tolist():
             self._last_seen[tid] = ts
-        if (self._calls - 1) % self.every_n == 0 and len(track_ids):
+        ids = np.asarray(track_ids, np.int64).reshape(-1)
+        wanted = np.fromiter((not self.tracks.settled(t) for t in ids.tolist()), bool, len(ids))
+        if (self._calls - 1) % self.every_n == 0 and wanted.any():
             self.counts["frames"] += 1
             t0 = time.perf_counter()
-            samples = self.pipeline.track_faces(image, track_ids, boxes_px)
+            samples = self.pipeline.track_faces(image, ids[wanted], np.asarray(boxes_px).reshape(-1, 4)[wanted])
             self.face_s += time.perf_counter() - t0
             self.counts["faces"] += len(samples)
             for s in samples:
@@ -255,4 +257,8 @@ def build_identity_hook(camera_name: str, identification: bool, cfg: IdentityCon
     if not identification:
         return None
     pipeline = FacePipeline.from_config(cfg, model_dir, threads=threads)
+    expected = getattr(observer, "dim", None)
+    if expected and pipeline.embedder.dim and expected != pipeline.embedder.dim:
+        raise ValueError(f"face_embedder {cfg.face_embedder!r} outputs {pipeline.embedder.dim}-d embeddings but "
+                         f"identity.embedding_dim is {expected}: set embedding_dim to match the model")
     return IdentityHook(camera_name, pipeline, observer, staff=staff, zones=zones, on_decision=on_decision)

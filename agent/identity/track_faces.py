@@ -102,6 +102,13 @@ class TrackFaces:
         state = self._tracks.get(int(track_id))
         return state is not None and state.decided_evidence is not None
 
+    def settled(self, track_id: int) -> bool:
+        """True when the track's decision can no longer change (decided, and even perfect faces could not raise
+        its evidence by ``redecide_gain``): its faces need not be looked for any more."""
+        state = self._tracks.get(int(track_id))
+        return (state is not None and state.decided_evidence is not None
+                and state.decided_evidence + self.redecide_gain > 1.0 + 1e-9)
+
     def _evidence(self, state: _TrackState) -> float:
         return min(1.0, sum(state.qualities) / self.keep)
 

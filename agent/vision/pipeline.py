@@ -93,6 +93,7 @@ class CameraPipeline:
         self.identity_cfg = identity_cfg
         self.identity_service = identity_service  # agent.identity.service.IdentityService (None: no identity)
         self.identity_hook: Any = None
+        self.identity_error: str | None = None
 
     def run(self, stop: threading.Event) -> None:
         a = self.camera.analytics
@@ -130,21 +131,30 @@ class CameraPipeline:
         if not self.camera.identification or self.identity_cfg is None or self.processor is None:
             return
         if self.identity_service is None:
+            self.identity_error = "identity service not running (see the identity component)"
             log.warning("camera %s: identification is on but the identity service is not running (see the "
                         "identity component's status); counting only", self.camera.name)
             return
         from agent.identity.pipeline import build_identity_hook
 
-        self.identity_hook = build_identity_hook(self.camera.name, True, self.identity_cfg, Path(self.models.dir),
-                                                 self.identity_service, threads=self.vision.inference_threads,
-                                                 staff=self.processor.analytics.staff,
-                                                 zones=self.processor.analytics.zones)
+        try:
+            self.identity_hook = build_identity_hook(self.camera.name, True, self.identity_cfg,
+                                                     Path(self.models.dir), self.identity_service,
+                                                     threads=self.vision.inference_threads,
+                                                     staff=self.processor.analytics.staff,
+                                                     zones=self.processor.analytics.zones)
+        except Exception as exc:  # missing/bad face model: report it, keep counting
+            self.identity_error = str(exc)
+            log.error("camera %s: face identification not started: %s", self.camera.name, exc)
+            return
         self.processor.identity = self.identity_hook
 
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {"published": dict(self.publisher.published)}
         if self.identity_hook is not None:
             out["identity"] = self.identity_hook.status()
+        elif self.identity_error:
+            out["identity"] = {"error": self.identity_error}
         if self.processor is not None:
             out["processor"] = self.processor.status()
         if self.source is not None:

@@ -138,3 +138,25 @@ def test_image_scanner_finds_encoded_images(tmp_path: Path) -> None:
         assert ok
         (tmp_path / f"blob{suffix}.bin").write_bytes(b"header" + data.tobytes() + b"trailer")
     assert len(files_with_image_magic(tmp_path)) == 2
+
+
+def test_missing_face_models_keep_the_camera_counting(tmp_path: Path) -> None:
+    camera = CameraConfig(name="door", url=str(HEAD_POSE_VIDEO), identification=True)
+    pipeline = CameraPipeline(camera, VisionConfig(), ModelsConfig(dir=tmp_path / "empty-models"),
+                              outbox=None, identity_cfg=IdentityConfig(), identity_service=object())  # type: ignore[arg-type]
+    pipeline.processor = FrameProcessor(camera, VisionConfig(), build_detector("light-person", SHARED_MODELS))
+    pipeline._attach_identity()
+    assert pipeline.processor.identity is None
+    assert "store-agent models pull" in pipeline.identity_error
+    result = pipeline.processor.process(Frame(image=video_frames()[0], ts=0.0, index=0))
+    assert result.detected, "counting goes on without identification"
+
+
+def test_embedder_dimension_must_match_the_identity_store() -> None:
+    from agent.identity.pipeline import build_identity_hook
+
+    class SixtyFour:
+        dim = 64
+
+    with pytest.raises(ValueError, match="embedding_dim"):
+        build_identity_hook("door", True, IdentityConfig(), SHARED_MODELS, SixtyFour())  # type: ignore[arg-type]

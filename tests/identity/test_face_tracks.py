@@ -158,3 +158,14 @@ def test_track_end_reports_zones_visited_and_dwell() -> None:
     for zones, dwell in observer.ended_with.values():
         assert zones == ["store"]
         assert dwell is not None and 3.0 < dwell < 5.0  # the clip lasts 56 × 0.085 s
+
+
+def test_a_track_whose_decision_cannot_change_is_settled() -> None:
+    tf = TrackFaces(keep=2, decide_after=2, redecide_gain=0.25)
+    e = _unit(4)
+    tf.add(3, e, 0.5, 0.0)
+    assert not tf.settled(3)
+    tf.add(3, e, 0.6, 0.1)  # decided at evidence 0.55: perfect faces (evidence 1.0) could still re-decide
+    assert tf.decided(3) and not tf.settled(3)
+    assert tf.add(3, e, 1.0, 0.2) is not None  # 0.6 + 1.0 → 0.8 ≥ 0.55 + 0.25: decided again at 0.8
+    assert tf.settled(3), "0.8 + 0.25 > 1: nothing can re-decide it, its faces need not be searched"
