@@ -204,10 +204,14 @@ def check_signing_keys(ctx: DoctorContext) -> CheckResult:
 
 
 def check_models(ctx: DoctorContext) -> CheckResult:
-    """Installed models match their pinned size and sha256; every enabled camera's detector is installed."""
+    """Installed models match their pinned size and sha256; every enabled camera's detector is installed, and the
+    face detector and embedder when a camera has identification on."""
     cfg = ctx.cfg
     model_dir = Path(cfg.models.dir)
-    required = sorted({c.analytics.detector for c in cfg.cameras if c.enabled and c.analytics.detector in REGISTRY})
+    needed = {c.analytics.detector for c in cfg.cameras if c.enabled}
+    if any(c.enabled and c.identification for c in cfg.cameras):
+        needed |= {cfg.identity.face_detector, cfg.identity.face_embedder}
+    required = sorted(n for n in needed if n in REGISTRY)
     entries = [(str(name), bool(ok), str(detail)) for name, ok, detail in verify_installed(model_dir, required)]
     bad = [name for name, ok, _ in entries if not ok]
     missing = [name for name, ok, detail in entries if ok and detail == "not installed"]

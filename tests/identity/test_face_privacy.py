@@ -160,3 +160,23 @@ def test_embedder_dimension_must_match_the_identity_store() -> None:
 
     with pytest.raises(ValueError, match="embedding_dim"):
         build_identity_hook("door", True, IdentityConfig(), SHARED_MODELS, SixtyFour())  # type: ignore[arg-type]
+
+
+def test_doctor_requires_the_face_models_only_for_identification_cameras(tmp_path: Path) -> None:
+    from agent.config import AgentConfig
+    from agent.doctor.checks import check_models
+    from agent.doctor.core import DoctorContext
+    from models.registry import install
+
+    model_dir = tmp_path / "models"
+    install("light-person", model_dir, mirror=SHARED_MODELS)
+
+    def run(identification: bool) -> Any:
+        cfg = AgentConfig(models={"dir": model_dir}, cameras=[{
+            "name": "door", "url": "rtsp://cam/1", "identification": identification,
+            "analytics": {"detector": "light-person"}}])
+        return check_models(DoctorContext(tmp_path / "agent.toml", cfg, None, {}, 1.0))
+
+    assert run(False).status == "ok"
+    result = run(True)
+    assert result.status == "fail" and "yunet-n" in result.detail and "mobilefacenet" in result.detail
