@@ -119,6 +119,8 @@ def register(app: typer.Typer) -> None:
         vendor: Annotated[bool, typer.Option("--vendor", help="Simulate the vendor-style REST server "
                                              "instead.")] = False,
         seed: Annotated[Optional[int], typer.Option(help="Random seed (failures, check-in phases).")] = None,
+        quiet_checkins: Annotated[bool, typer.Option("--quiet-checkins", help="Send websocket tag updates only "
+                                                     "when something changed (not on idle check-ins).")] = False,
         as_json: JsonOption = False,
     ) -> None:
         """Run a protocol-faithful OpenEPaperLink AP simulator (or the vendor REST one) until Ctrl-C."""
@@ -132,7 +134,8 @@ def register(app: typer.Typer) -> None:
             sim.add_labels(macs[fridge:])
             sim.add_labels(macs[:fridge], temperature=4.0)
         else:
-            sim = OeplApSimulator(host=host, port=port, interval_s=interval, failure_rate=failure_rate, seed=seed)
+            sim = OeplApSimulator(host=host, port=port, interval_s=interval, failure_rate=failure_rate, seed=seed,
+                                  broadcast_idle=not quiet_checkins)
             sim.add_tags(macs[fridge:], hw_type=hw_type)
             sim.add_tags(macs[:fridge], hw_type=hw_type, temperature=4.0)
         try:

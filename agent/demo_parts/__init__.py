@@ -76,3 +76,12 @@ def _scale_part() -> DemoPart:
 
 
 PART_FACTORIES.append(_scale_part)
+
+
+def _labels_part() -> DemoPart:
+    from agent.demo_parts.labels import LabelsPart
+
+    return LabelsPart()
+
+
+PART_FACTORIES.append(_labels_part)

@@ -64,6 +64,7 @@ class EslGatewayComponent:
         self._relinked = threading.Event()
         self.reconciler: Reconciler | None = None
         self.stream_error: str | None = None
+        self.poll_error: str | None = None
         self.alarms: dict[str, float] = {}
         self.sent = {"delivery": 0, "alarms": 0, "temperature": 0}
 
@@ -90,20 +91,19 @@ class EslGatewayComponent:
         monitor = AlertMonitor([FridgeRule(g.name, g.max_c, g.alarm_after_min * 60, g.hysteresis_c)
                                 for g in cfg.fridge_groups], battery_low_mv=cfg.battery_low_mv,
                                offline_after_s=cfg.offline_after_s, active=active)
-        reader = threading.Thread(target=self._read_events, args=(stop,), name=f"esl-{cfg.name}-events", daemon=True)
-        reader.start()
+        for target, what in ((self._read_events, "events"), (self._poll_loop, "poll")):
+            threading.Thread(target=target, args=(stop,), name=f"esl-{cfg.name}-{what}", daemon=True).start()
         revision = rec.book.revision
         last_eval = now = time.time()
         rec.refresh(now)
         next_transition = rec.book.next_transition(now)
-        next_poll = next_full = next_alerts = next_temp = now
+        next_full = next_alerts = next_temp = now
         try:
             while not stop.is_set():
                 now = time.time()
                 self._drain(rec, now)
-                if now >= next_poll:
-                    next_poll = now + cfg.poll_interval_s
-                    self._poll(rec, now)
+                if self.poll_error != rec.gateway_error and self.poll_error:
+                    rec.gateway_error = self.poll_error
                 if self._relinked.is_set():
                     self._relinked.clear()
                     rec.reload()
@@ -162,14 +162,20 @@ class EslGatewayComponent:
             elif event.kind == "error":
                 log.warning("ESL gateway error", extra={"gateway": self.cfg.name, "message": event.message})
 
-    def _poll(self, rec: Reconciler, now: float) -> None:
-        try:
-            reports = self.backend.labels()
-        except GatewayError as exc:
-            rec.gateway_error = exc.message
-            return
-        for report in reports:
-            rec.on_report(report, now)
+    def _poll_loop(self, stop: threading.Event) -> None:
+        """Read the whole label database now and then (a real AP pages it in ~5 kB chunks, so for thousands of
+        labels this takes a while: it runs here, not in the reconciling loop)."""
+        while not stop.is_set():
+            try:
+                for report in self.backend.labels():
+                    self.events.put(GatewayEvent("label", report))
+                self.poll_error = None
+            except GatewayError as exc:
+                self.poll_error = exc.message
+            except Exception as exc:
+                log.exception("ESL poll failed", extra={"gateway": self.cfg.name})
+                self.poll_error = repr(exc)
+            stop.wait(self.cfg.poll_interval_s)
 
     # -- reporting ----------------------------------------------------------------------------------
     def _enqueue(self, stream: str, body: dict[str, Any]) -> None:
@@ -220,5 +226,5 @@ class EslGatewayComponent:
     def status(self) -> dict[str, Any]:
         rec = self.reconciler
         return {"gateway": self.cfg.name, "backend": self.cfg.backend, "url": self.cfg.url,
-                **(rec.summary() if rec else {}), "stream_error": self.stream_error,
+                **(rec.summary() if rec else {}), "stream_error": self.stream_error, "poll_error": self.poll_error,
                 "active_alarms": sorted(self.alarms), "sent": dict(self.sent)}

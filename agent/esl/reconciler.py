@@ -39,7 +39,7 @@ class ReconcilerSettings:
     retry_timeout_s: float = 120.0
     retry_backoff_s: float = 5.0
     retry_backoff_max_s: float = 60.0
-    max_pushes_per_step: int = 500
+    max_pushes_per_step: int = 64
     push_workers: int = 4
     default_label_type: str = "29bwr"
 
@@ -172,6 +172,7 @@ class Reconciler:
             if row.state == "retry" and (row.retry_at or 0) > now:
                 continue
             out.append(row)
+        out.sort(key=lambda r: r.state != "dropped")  # a label the gateway dropped is waiting for it: first
         return out
 
     def push_due(self, now: float | None = None) -> int:
@@ -256,7 +257,9 @@ class Reconciler:
         self.dirty.add(row.mac)
         if row.state not in ("pending", "dropped") or report.pending or row.pushed_hash is None:
             return row
-        newer = (report.last_seen or 0) > (row.base_seen or 0)
+        # The AP reports whole seconds, so a check-in in the same second as the push's base counts as newer: a
+        # spurious "dropped" only costs a re-push the gateway skips as identical to its pending image.
+        newer = (report.last_seen or 0) >= (row.base_seen or 0) and report.last_seen is not None
         if (row.push_token is not None and report.shown_token == row.push_token) or (
                 row.push_token is None and newer and report.update_count > (row.base_count or 0)):
             self._confirm(row, now)

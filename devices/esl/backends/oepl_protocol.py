@@ -25,6 +25,10 @@ _MAC_RE = re.compile(r"^[0-9A-Fa-f]{12}([0-9A-Fa-f]{4})?$")
 #: The quantisation palette of the hash buffer (index order = pixel value: white, black, red, yellow).
 HASH_PALETTE = np.array([[255, 255, 255], [0, 0, 0], [255, 0, 0], [255, 255, 0]], dtype=np.int32)
 
+# Nearest-colour quantisation in PIL's C code; padded with yellow so no padding entry duplicates black.
+_HASH_PALETTE_IMAGE = Image.new("P", (1, 1))
+_HASH_PALETTE_IMAGE.putpalette([int(c) for rgb in HASH_PALETTE for c in rgb] + [255, 255, 0] * 252)
+
 #: Named LED colours in RGB332 (3 bits red, 3 green, 2 blue).
 LED_RGB332: dict[str, int] = {"red": 0xE0, "green": 0x1C, "blue": 0x03, "yellow": 0xFC, "cyan": 0x1F,
                               "magenta": 0xE3, "white": 0xFF}
@@ -44,9 +48,7 @@ def normalise_mac(mac: str) -> str:
 
 def image_buffer_hash(image: Image.Image) -> str:
     """The AP-style hash of an image: MD5 prefix of its 2-bpp plane buffer, padded to 32 hex digits."""
-    rgb = np.asarray(image.convert("RGB"), dtype=np.int32)
-    d = ((rgb[:, :, None, :] - HASH_PALETTE[None, None, :, :]) ** 2).sum(axis=3)
-    index = d.argmin(axis=2)
+    index = np.asarray(image.convert("RGB").quantize(palette=_HASH_PALETTE_IMAGE, dither=Image.Dither.NONE))
     black = np.packbits((index == 1).ravel())
     colour = np.packbits((index >= 2).ravel())
     digest = hashlib.md5(np.array(image.size, dtype="<u2").tobytes() + black.tobytes() + colour.tobytes())

@@ -10,6 +10,7 @@ docs/esl.md. Each check-in reports temperature, battery and RSSI.
 
 from __future__ import annotations
 
+import heapq
 import random
 import threading
 import time
@@ -72,6 +73,7 @@ class TagField:
         self.clock = clock
         self.lock = threading.RLock()
         self.tags: dict[str, SimTag] = {}
+        self._due: list[tuple[float, str]] = []  # heap of (next_checkin, mac); stale entries are skipped
         self.log: list[str] = []
         self.counts = {"checkins": 0, "transfers": 0, "failed": 0, "skipped": 0, "uploads": 0}
 
@@ -83,6 +85,7 @@ class TagField:
             tag.last_seen = now
             tag.next_checkin = now + self.rng.uniform(0.0, self.interval_s)
             self.tags[mac] = tag
+            heapq.heappush(self._due, (tag.next_checkin, mac))
             return tag
 
     def get(self, mac: str) -> SimTag | None:
@@ -124,10 +127,16 @@ class TagField:
         changed = []
         with self.lock:
             now = self.clock()
-            for tag in self.tags.values():
-                if tag.online and tag.next_checkin <= now:
-                    if self._checkin(tag, now) or include_idle:
-                        changed.append(tag.record(now))
+            while self._due and self._due[0][0] <= now:
+                due_at, mac = heapq.heappop(self._due)
+                tag = self.tags.get(mac)
+                if tag is None or tag.next_checkin != due_at:
+                    continue  # deleted, or rescheduled (its newer entry is in the heap)
+                if not tag.online:  # an offline label stays silent; look again one interval later
+                    tag.next_checkin = now + self.interval_s
+                elif self._checkin(tag, now) or include_idle:
+                    changed.append(tag.record(now))
+                heapq.heappush(self._due, (tag.next_checkin, mac))
         return changed
 
     def _checkin(self, tag: SimTag, now: float) -> bool:
