@@ -157,7 +157,9 @@ class FrameSource:
         ``connected`` and ``backoff_s`` (the last reconnect wait)."""
         with self._lock:
             out = dict(self._stats)
-        out["fps"] = round(self._meter.rate(), 2)
+        # live frames are metered on their timestamps: the burst FFmpeg buffers while opening an RTSP stream
+        # arrives at once but spans its true source time, so it does not read as thousands of fps
+        out["fps"] = round(self._meter.rate(self._clock.arrival() if self.live else None), 2)
         return out
 
     @property
@@ -345,7 +347,7 @@ class FrameSource:
         return "stopped"
 
     def _publish(self, image: np.ndarray, ts: float, missing: int = 0) -> None:
-        self._meter.tick()
+        self._meter.tick(ts)
         with self._lock:
             self._stats["missing"] += missing
             if self._slot is not None:
