@@ -157,8 +157,7 @@ class FrameSource:
         ``connected`` and ``backoff_s`` (the last reconnect wait)."""
         with self._lock:
             out = dict(self._stats)
-        # live frames are metered on their timestamps: the burst FFmpeg buffers while opening an RTSP stream
-        # arrives at once but spans its true source time, so it does not read as thousands of fps
+        # metered on frame timestamps: an RTSP open's buffered burst arrives at once but spans its source time
         out["fps"] = round(self._meter.rate(self._clock.arrival() if self.live else None), 2)
         return out
 
