@@ -126,8 +126,9 @@ class IdentityConfig(Section):
                                   description="Publish alerts on the local bus (suffix alerts/identity) when "
                                   "[local_bus] is enabled.")
     alert_cooldown_s: float = Field(default=600.0, ge=0.0, le=86_400.0, title="Alert cooldown (s)",
-                                    description="A person already alerted on within this time is not alerted "
-                                    "again (another camera, a re-decision): one alert per visit, not per camera.")
+                                    description="A person already alerted on by a camera within this time is not "
+                                    "alerted again by that camera (re-decisions, re-entering its view); another "
+                                    "camera alerts again, so staff learn where the person is now.")
     alert_webhook_url: str = Field(default="", title="Alert webhook URL",
                                    description="http(s) URL that receives each alert as a JSON POST; empty = none.")
     alert_webhook_timeout_s: float = Field(default=2.0, gt=0, le=30, title="Webhook timeout (s)",

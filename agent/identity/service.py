@@ -303,10 +303,12 @@ class IdentityService:
     def _hit(self, conn: sqlite3.Connection, camera: str, track_id: int, vector: np.ndarray, ts: float,
              member: Member, score: float, alerts: list[dict[str, Any]]) -> tuple[Decision, list[OutboxItem]]:
         """A watchlist/VIP match: alert row, audit line, staff alert and ``events/watchlist_hit`` — unless this
-        person was alerted on within ``alert_cooldown_s`` (then the decision carries that alert's id)."""
+        person was alerted on by this camera within ``alert_cooldown_s`` (then the decision carries that alert's
+        id). Another camera alerts again: staff learn where the person is now."""
         kind = "watchlist" if member.gallery == "watchlist" else member.gallery
-        recent = conn.execute("SELECT id FROM identity_alerts WHERE identity_id = ? AND ts >= ? ORDER BY ts DESC"
-                              " LIMIT 1", (member.id, ts - self.cfg.alert_cooldown_s)).fetchone()
+        recent = conn.execute("SELECT id FROM identity_alerts WHERE identity_id = ? AND camera = ? AND ts >= ?"
+                              " ORDER BY ts DESC LIMIT 1",
+                              (member.id, camera, ts - self.cfg.alert_cooldown_s)).fetchone()
         if recent is not None:
             return Decision(kind, member.id, score, member.gallery, watchlist_kind=member.kind, alert_id=recent[0]), []
         alert_id = repo.new_id()

@@ -123,18 +123,20 @@ def test_a_slow_or_dead_webhook_never_blocks_decisions(make_service) -> None:
     assert wait_until(lambda: dead.counts["webhook_failed"] == 1, 2.0)
 
 
-def test_one_alert_per_person_within_the_cooldown(make_service, webhook) -> None:
+def test_one_alert_per_person_and_camera_within_the_cooldown(make_service, webhook) -> None:
     dispatcher = AlertDispatcher(bus=None, webhook_url=webhook.url, webhook_timeout_s=1.0)
     svc = make_service(alerts=dispatcher, alert_cooldown_s=600)
     _enrol(svc, "wl-3", "watchlist", 4, kind="theft")
     t = time.time()
     first = svc.observe("door", 1, sighting(person(4), 0), 0.9, t)
-    second = svc.observe("checkout", 7, sighting(person(4), 1), 0.9, t + 120)  # another camera, same visit
-    assert second.kind == "watchlist" and second.alert_id == first.alert_id
-    later = svc.observe("door", 9, sighting(person(4), 2), 0.9, t + 900)  # after the cooldown: a new alert
-    assert later.alert_id not in (None, first.alert_id)
-    assert wait_until(lambda: len(webhook.received) == 2, 2.0)
+    again = svc.observe("door", 7, sighting(person(4), 1), 0.9, t + 120)  # same camera, new track: no new alert
+    assert again.kind == "watchlist" and again.alert_id == first.alert_id
+    elsewhere = svc.observe("checkout", 8, sighting(person(4), 2), 0.9, t + 180)  # another camera: where now
+    later = svc.observe("door", 9, sighting(person(4), 3), 0.9, t + 900)  # after the cooldown: a new alert
+    ids = [first.alert_id, elsewhere.alert_id, later.alert_id]
+    assert len(set(ids)) == 3 and None not in ids
+    assert wait_until(lambda: len(webhook.received) == 3, 2.0)
     time.sleep(0.2)
-    assert [b["alert_id"] for _, b in webhook.received] == [first.alert_id, later.alert_id]
+    assert [b["alert_id"] for _, b in webhook.received] == ids
     hits = [r for r in svc.conn.execute("SELECT stream FROM outbox WHERE stream = 'events/watchlist_hit'")]
-    assert len(hits) == 2 and len(repo.audit_log(svc.conn, action="hit")) == 2
+    assert len(hits) == 3 and len(repo.audit_log(svc.conn, action="hit")) == 3
