@@ -37,7 +37,8 @@ def test_demo_json_shows_telemetry_acknowledged_and_commands_applied(mosquitto, 
     assert summary["errors"] == []
     health = summary["streams"]["telemetry/health"]
     assert health["enqueued"] >= 2 and health["acked"] == health["enqueued"]
-    assert summary["commands"]["sent"] == summary["commands"]["applied"] == 2
+    # the core sends 2 commands; demo parts (faces: watchlist.upsert, config.update) send their own
+    assert summary["commands"]["sent"] == summary["commands"]["applied"] >= 2
     assert summary["cloud"]["telemetry/health"]["received"] == health["enqueued"]
     assert summary["cloud"]["telemetry/health"]["gaps"] == []
     camera = summary["camera"]  # the sample video ran through the people-analytics pipeline
