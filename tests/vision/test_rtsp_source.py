@@ -126,6 +126,10 @@ def test_frame_source_reads_a_live_rtsp_camera_and_keeps_the_session_alive(rtsp_
     assert all(f.image.shape == (480, 640, 3) and _colour_index(f.image) is not None for f in frames)
     ts = np.array([f.ts for f in frames])
     assert np.all(np.diff(ts) > 0) and abs(ts[-1] - time.time()) < 5  # epoch seconds, never decreasing
+    # spaced by the camera's RTP clock (whole frame periods), not by arrival jitter; the first frame of a
+    # connection (RTP time 0 reads as "no clock") is stamped on arrival
+    steps = np.diff(ts[1:]) / 0.04
+    np.testing.assert_allclose(steps, np.round(steps), atol=1e-3)
     assert stats["connected"] and stats["reconnects"] == 0 and stats["corrupt"] == 0 and stats["stalls"] == 0
     assert stats["missing"] == 0
     assert server.transports == {"tcp": 1}  # RTP/AVP/TCP interleaved, the source's default
