@@ -138,3 +138,15 @@ def test_events_stream_yields_label_reports(ap_factory) -> None:
         if len(got) == 3:
             stop.set()
     assert got == set(macs(3))
+
+
+def test_json_drawing_upload_is_queued_like_an_image(ap_factory) -> None:
+    ap = ap_factory(interval_s=0.1)
+    mac = macs(1)[0]
+    ap.add_tags([mac])
+    backend = OpenEPaperLinkBackend(ap.url)
+    backend.push_drawing(mac, [{"text": [10, 10, "Sale", "fonts/bahnschrift20", 2]}])
+    assert wait_until(lambda: record(ap, mac)["updatecount"] == 1, 3)
+    with pytest.raises(GatewayError) as err:
+        backend.push_drawing("0000FFFFFFFFFFFF", [{"box": [0, 0, 10, 10, 1]}])
+    assert err.value.reason == "unknown_label"

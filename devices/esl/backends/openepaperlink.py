@@ -67,6 +67,12 @@ class OpenEPaperLinkBackend(GatewayBackend):
         request("POST", f"{self.url}/imgupload", body=body, content_type=ctype, timeout_s=self.timeout_s)
         return PushReceipt(normalise_mac(label_id), image_buffer_hash(image), time.time())
 
+    def push_drawing(self, label_id: str, drawing: list[dict[str, Any]], ttl_min: int = 0) -> None:
+        """``POST /jsonupload``: a drawing list the AP renders itself (``[{"text": [x, y, "…", font, colour]},
+        {"box": [...]}, ...]``). The agent pushes rendered images; this is for ad-hoc content."""
+        body, ctype = form({"mac": normalise_mac(label_id), "json": json.dumps(drawing), "ttl": ttl_min})
+        request("POST", f"{self.url}/jsonupload", body=body, content_type=ctype, timeout_s=self.timeout_s)
+
     def flash(self, label_id: str, flash: LedFlash) -> None:
         query = urlencode({"mac": normalise_mac(label_id),
                            "pattern": encode_led_pattern(flash.colour, flash.pattern, flash.duration_s)})
