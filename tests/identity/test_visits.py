@@ -131,3 +131,30 @@ def test_refresh_picks_up_other_processes_and_skips_its_own_writes(make_service,
         forget(other, "m-1", actor="cli", now=_time.time())
     other.close()
     assert svc.refresh() == 1 and "m-1" not in svc.galleries
+
+
+def test_cameras_deciding_concurrently_stay_consistent(make_service) -> None:
+    import threading
+
+    svc = make_service()
+    errors: list[BaseException] = []
+    decisions: dict[str, list] = {"door": [], "checkout": []}
+
+    def camera(name: str) -> None:
+        try:
+            for i in range(40):  # the same 40 people pass both cameras
+                face = sighting(person(100 + i), 1 if name == "door" else 2)
+                decisions[name].append(svc.observe(name, i, face, 0.9, T0 + i))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=camera, args=(n,)) for n in decisions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
+    ids = {name: [d.visitor_id for d in ds] for name, ds in decisions.items()}
+    assert ids["door"] == ids["checkout"]  # each person got one id, whichever camera saw them first
+    assert repo.stats(svc.conn)["galleries"]["visitor"] == 40
+    assert svc.galleries.sizes()["visitor"] >= 40
