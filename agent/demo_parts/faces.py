@@ -126,6 +126,7 @@ class FacesPart:
         if not _wait(lambda: self._decisions(ctx, ENTRANCE) >= 2, WAIT_S):
             ctx.errors.append(f"faces: {ENTRANCE} did not identify two people within {WAIT_S:g} s")
         self.entrance_decided = self._decisions(ctx, ENTRANCE)
+        self._say_decisions(ctx, ENTRANCE)
         embeddings = self._enrolment_embeddings()
         entry = {"id": WATCHLIST_ID, "kind": "theft", "reason": "demo: person from the sample video",
                  "source": "cloud:demo", "expires_at": time.time() + 3600,
@@ -147,6 +148,19 @@ class FacesPart:
         ctx.say(f"faces      watchlist entry enrolled; camera {CHECKOUT} enabled by the cloud")
         if not _wait(lambda: self._decisions(ctx, CHECKOUT) >= 2 and self._alerts(), WAIT_S):
             ctx.errors.append(f"faces: {CHECKOUT} did not produce two decisions and an alert within {WAIT_S:g} s")
+        self._say_decisions(ctx, CHECKOUT)
+        for alert in self._alerts():
+            ctx.say(f"faces      ALERT to staff ({alert['payload'].get('camera')}): {alert['payload'].get('message')}")
+
+    def _say_decisions(self, ctx: DemoContext, camera: str) -> None:
+        hook = self._hook(ctx, camera)
+        if hook is None:
+            return
+        for track_id, d in sorted(hook.decisions.items()):
+            if d is None:
+                continue
+            score = f", similarity {d.score:.2f}" if getattr(d, "score", None) is not None else ""
+            ctx.say(f"faces      {camera} track {track_id}: {d.kind} {d.visitor_id}{score}")
 
     def summary(self, ctx: DemoContext) -> dict[str, Any]:
         from sync.cloud.store import CloudStore
