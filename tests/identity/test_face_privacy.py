@@ -64,6 +64,14 @@ def image_encoders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
+def _camera_pipeline(camera: CameraConfig, model_dir: Path) -> CameraPipeline:
+    """A camera component with a stand-in identity service and its processor built (not running)."""
+    pipeline = CameraPipeline(camera, VisionConfig(), ModelsConfig(dir=model_dir), outbox=None,  # type: ignore[arg-type]
+                              identity_cfg=IdentityConfig(), identity_service=object())
+    pipeline.processor = FrameProcessor(camera, VisionConfig(), build_detector("light-person", SHARED_MODELS))
+    return pipeline
+
+
 def _face_models(paths: list[str]) -> list[str]:
     return [p for p in paths if any(d in p for d in FACE_MODEL_DIRS)]
 
@@ -76,9 +84,7 @@ def test_identification_off_never_loads_face_models(loaded_models: list[str]) ->
     assert summary["tracks"] >= 2 and "identity" not in summary
     assert loaded_models and _face_models(loaded_models) == []
 
-    pipeline = CameraPipeline(camera, VisionConfig(), ModelsConfig(dir=SHARED_MODELS), outbox=None,  # type: ignore[arg-type]
-                              identity_cfg=IdentityConfig(), identity_service=object())
-    pipeline.processor = FrameProcessor(camera, VisionConfig(), build_detector("light-person", SHARED_MODELS))
+    pipeline = _camera_pipeline(camera, SHARED_MODELS)
     pipeline._attach_identity()
     assert pipeline.identity_hook is None and pipeline.processor.identity is None
     assert _face_models(loaded_models) == []
@@ -142,9 +148,7 @@ def test_image_scanner_finds_encoded_images(tmp_path: Path) -> None:
 
 def test_missing_face_models_keep_the_camera_counting(tmp_path: Path) -> None:
     camera = CameraConfig(name="door", url=str(HEAD_POSE_VIDEO), identification=True)
-    pipeline = CameraPipeline(camera, VisionConfig(), ModelsConfig(dir=tmp_path / "empty-models"),
-                              outbox=None, identity_cfg=IdentityConfig(), identity_service=object())  # type: ignore[arg-type]
-    pipeline.processor = FrameProcessor(camera, VisionConfig(), build_detector("light-person", SHARED_MODELS))
+    pipeline = _camera_pipeline(camera, tmp_path / "empty-models")
     pipeline._attach_identity()
     assert pipeline.processor.identity is None
     assert "store-agent models pull" in pipeline.identity_error
