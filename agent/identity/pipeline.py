@@ -18,6 +18,7 @@ Contract with the identity service (``agent/identity`` gallery side)::
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 
 #: Head crops smaller than this (shorter side, px) are upscaled before detection.
 MIN_CROP_SIDE = 64
+#: Decisions remembered per camera (status, demo and replay reporting).
+MAX_DECISIONS = 10_000
 #: A track unseen for this long is ended (its pending faces decided, its state dropped).
 TRACK_END_S = 2.0
 
@@ -172,7 +175,8 @@ class IdentityHook:
         self.on_decision = on_decision
         self.every_n = cfg.detect_every_n
         self.tracks = TrackFaces(cfg.keep_per_track, cfg.decide_after, cfg.redecide_gain)
-        self.decisions: dict[int, Any] = {}
+        #: Latest decision per track id (the newest MAX_DECISIONS tracks: bounded for a daemon that runs for months).
+        self.decisions: collections.OrderedDict[int, Any] = collections.OrderedDict()
         self._last_seen: dict[int, float] = {}
         self._first_seen: dict[int, float] = {}
         self.zones = list(zones)
@@ -238,6 +242,9 @@ class IdentityHook:
                 return
         self.counts["decisions"] += 1
         self.decisions[request.track_id] = decision
+        self.decisions.move_to_end(request.track_id)
+        while len(self.decisions) > MAX_DECISIONS:
+            self.decisions.popitem(last=False)
         if self.staff is not None and getattr(decision, "kind", None) == "staff":
             self.staff.mark(request.track_id, "identity:staff", request.ts)
         if self.on_decision is not None:
