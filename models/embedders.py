@@ -120,46 +120,81 @@ def crop_roi(image: np.ndarray, roi: Roi | None) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class ProjectionHead:
-    """A learned linear metric head: ``normalize((normalize(x) - mean) @ matrix)``.
-
-    ``matrix`` is (dim_in, dim_out) float32, ``mean`` (dim_in,). Saved as ``.npz`` with those two arrays.
-    """
+class HeadBlock:
+    """One linear block of a head: ``weight * normalize((x - mean) @ matrix)``; ``matrix`` (dim_in, dim_out)."""
 
     mean: np.ndarray
     matrix: np.ndarray
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class ProjectionHead:
+    """A learned metric head: ``normalize(concat_i(w_i * normalize((normalize(x) - mean_i) @ matrix_i)))``.
+
+    One block is a plain linear projection (e.g. LDA); several blocks fuse projections with different
+    strengths (e.g. within-class whitening, which generalises to unseen products, next to LDA, which separates
+    the trained ones best). Saved as ``.npz``: ``mean``/``matrix`` for one block, else ``blocks`` (count) and
+    ``mean_i``/``matrix_i``/``weight_i`` (matrices may be stored as float16; they load as float32).
+    """
+
+    blocks: tuple[HeadBlock, ...]
+
+    @classmethod
+    def linear(cls, mean: np.ndarray, matrix: np.ndarray) -> ProjectionHead:
+        """A one-block head."""
+        return cls((HeadBlock(np.asarray(mean, np.float32), np.asarray(matrix, np.float32)),))
 
     @classmethod
     def load(cls, path: Path | str) -> ProjectionHead:
         """Read a head saved by :meth:`save` (``scripts/train_product_head.py``)."""
         with np.load(Path(path), allow_pickle=False) as data:
-            return cls(mean=data["mean"].astype(np.float32), matrix=data["matrix"].astype(np.float32))
+            if "blocks" not in data:
+                return cls.linear(data["mean"], data["matrix"])
+            return cls(tuple(HeadBlock(data[f"mean_{i}"].astype(np.float32), data[f"matrix_{i}"].astype(np.float32),
+                                       float(data[f"weight_{i}"])) for i in range(int(data["blocks"]))))
 
-    def save(self, path: Path | str, **extra: np.ndarray) -> None:
-        """Write ``mean`` and ``matrix`` (plus any ``extra`` arrays) to ``path`` (.npz)."""
-        np.savez(Path(path), mean=self.mean, matrix=self.matrix, **extra)
+    def save(self, path: Path | str, *, half: bool = False, **extra: np.ndarray) -> None:
+        """Write the blocks (plus any ``extra`` arrays) to ``path`` (.npz, compressed; float16 matrices if
+        ``half``)."""
+        if len(self.blocks) == 1 and self.blocks[0].weight == 1.0 and not half:
+            np.savez(Path(path), mean=self.blocks[0].mean, matrix=self.blocks[0].matrix, **extra)
+            return
+        arrays: dict[str, np.ndarray] = {"blocks": np.int64(len(self.blocks))}
+        for i, b in enumerate(self.blocks):
+            arrays.update({f"mean_{i}": b.mean, f"matrix_{i}": b.matrix.astype(np.float16 if half else np.float32),
+                           f"weight_{i}": np.float32(b.weight)})
+        np.savez_compressed(Path(path), **arrays, **extra)
 
     @property
     def digest(self) -> str:
         """First 12 hex digits of the sha256 of the head's arrays: names its embedding space."""
-        return hashlib.sha256(self.mean.tobytes() + self.matrix.tobytes()).hexdigest()[:12]
+        h = hashlib.sha256()
+        for b in self.blocks:
+            h.update(b.mean.tobytes() + b.matrix.tobytes())
+            if len(self.blocks) > 1 or b.weight != 1.0:
+                h.update(np.float32(b.weight).tobytes())
+        return h.hexdigest()[:12]
 
     @property
     def dim_in(self) -> int:
-        return int(self.matrix.shape[0])
+        return int(self.blocks[0].matrix.shape[0])
 
     @property
     def dim_out(self) -> int:
-        return int(self.matrix.shape[1])
+        return int(sum(b.matrix.shape[1] for b in self.blocks))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """(N, dim_out) or (dim_out,) projected, L2-normalised."""
-        return l2_normalize((l2_normalize(x) - self.mean) @ self.matrix)
+        x = l2_normalize(x)
+        return l2_normalize(np.concatenate([b.weight * l2_normalize((x - b.mean) @ b.matrix) for b in self.blocks],
+                                           axis=-1))
 
 
 #: Heads shipped in ``models/heads/`` by name → sha256 of the file (``scripts/train_product_head.py``).
 BUILTIN_HEADS: dict[str, str] = {
     "grocery_projection": "d4439bbccf337a56ca8f89c0df5ce3ed8ba41a5c24d69fb5c29b9a00761aa70e",
+    "grocery_wccn_lda": "dc4df59e7ecd26bcd5dab1e69529fa51273fb31f88f9fb43b2bfeabf1f8e70e9",
 }
 HEADS_DIR = Path(__file__).resolve().parent / "heads"
 

@@ -1,15 +1,23 @@
 #!/usr/bin/env python3
-"""Train the product projection head (regularised LDA) shipped as ``models/heads/grocery_projection.npz``.
+"""Train the product projection heads shipped in ``models/heads/`` (numpy/scipy, no deep-learning framework).
 
-The head is a linear map fitted with numpy/scipy on the **train** split only: backbone vectors of every train
-image (flip-averaged, as the embedder computes them at run time), within-class scatter shrunk towards the identity
-by ``--reg`` (fraction of its mean eigenvalue), top ``--dim`` generalised eigenvectors of (between, within).
+Fitted on the **train** split only, from the backbone vectors of every train image (flip-averaged, as the
+embedder computes them at run time). Within-class scatter is shrunk towards the identity by ``--reg`` (a
+fraction of its mean eigenvalue).
+
+- ``--kind lda``: regularised LDA, top ``--dim`` generalised eigenvectors of (between, within) — best on the
+  products it was trained on, worse than no head on unseen ones;
+- ``--kind wccn+lda`` (default head): within-class covariance normalisation (whitening of the within-class
+  scatter, full rank: it suppresses nuisance variation — light, background, hands — and generalises to unseen
+  products) fused with the LDA block; ``--wccn-weight`` sets their balance.
+
 Evaluate with ``store-agent eval products`` on the **val** split (gallery shots also come from train).
-
-Reproduce the shipped file (GroceryStoreDataset, MIT, from ../shared/data/grocery):
+Reproduce the shipped files (GroceryStoreDataset, MIT, from ../shared/data/grocery):
 
     .venv/bin/python scripts/train_product_head.py --data ../shared/data/grocery --split train \\
-        --model-dir ../shared/models --out models/heads/grocery_projection.npz
+        --model-dir ../shared/models --kind lda --out models/heads/grocery_projection.npz
+    .venv/bin/python scripts/train_product_head.py --data ../shared/data/grocery --split train \\
+        --model-dir ../shared/models --kind wccn+lda --out models/heads/grocery_wccn_lda.npz
 
 It accepts a folder-per-class tree too (e.g. photos of a chain's own assortment): a head only helps the products
 it was trained on (see docs/scale.md, "What limits accuracy").
@@ -25,33 +33,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import scipy.linalg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.products.dataset import load_labelled  # noqa: E402
 from models.embedders import ProjectionHead, l2_normalize, open_embedder  # noqa: E402
-
-
-def fit_lda(x: np.ndarray, labels: np.ndarray, dim: int, reg: float) -> ProjectionHead:
-    """Regularised LDA on unit vectors ``x`` (N, D) with integer ``labels`` (N,) → a (D, dim) head."""
-    mean = x.mean(0)
-    xc = x - mean
-    d = x.shape[1]
-    sw = np.zeros((d, d))
-    sb = np.zeros((d, d))
-    for c in np.unique(labels):
-        xi = xc[labels == c]
-        m = xi.mean(0)
-        sw += (xi - m).T @ (xi - m)
-        sb += len(xi) * np.outer(m, m)
-    sw /= len(x)
-    sb /= len(x)
-    sw += reg * np.trace(sw) / d * np.eye(d)
-    _, vecs = scipy.linalg.eigh(sb, sw)
-    matrix = vecs[:, ::-1][:, :dim]
-    matrix = matrix * np.sign(matrix[np.abs(matrix).argmax(0), np.arange(dim)])  # deterministic signs
-    return ProjectionHead(mean=mean.astype(np.float32), matrix=matrix.astype(np.float32))
+from models.head_fit import fit_lda, fit_wccn  # noqa: E402
 
 
 def main() -> int:
@@ -62,6 +49,8 @@ def main() -> int:
     ap.add_argument("--model-dir", type=Path, required=True, help="where the model is installed (or a mirror)")
     ap.add_argument("--dim", type=int, default=80)
     ap.add_argument("--reg", type=float, default=0.1)
+    ap.add_argument("--kind", choices=("lda", "wccn+lda"), default="wccn+lda")
+    ap.add_argument("--wccn-weight", type=float, default=1.5, help="weight of the WCCN block (LDA block: 1)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
 
@@ -80,12 +69,17 @@ def main() -> int:
         labels.append(index[label])
     x = l2_normalize(np.asarray(vectors))
     dim = min(args.dim, len(classes) - 1)
-    head = fit_lda(x, np.asarray(labels), dim, args.reg)
+    y = np.asarray(labels)
+    if args.kind == "lda":
+        head = ProjectionHead((fit_lda(x, y, dim, args.reg),))
+    else:
+        head = ProjectionHead((fit_wccn(x, y, args.reg, args.wccn_weight), fit_lda(x, y, dim, args.reg)))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    head.save(args.out, classes=np.asarray(classes), backbone=np.asarray(embedder.name),
+    head.save(args.out, half=args.kind != "lda", classes=np.asarray(classes), backbone=np.asarray(embedder.name),
               reg=np.float32(args.reg))
     digest = hashlib.sha256(args.out.read_bytes()).hexdigest()
-    print(f"{len(x)} images, {len(classes)} classes, {x.shape[1]}→{dim} dims in {time.monotonic() - t0:.1f} s")
+    print(f"{len(x)} images, {len(classes)} classes, {x.shape[1]}→{head.dim_out} dims in "
+          f"{time.monotonic() - t0:.1f} s")
     print(f"wrote {args.out} sha256 {digest}")
     return 0
 

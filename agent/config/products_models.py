@@ -39,7 +39,7 @@ class ProductsConfig(Section):
     embedder: str = Field(default="mobilenet-v1-embedding", min_length=1, title="Embedding model",
                           description="Registry name of the product feature extractor, or a path to an .onnx / "
                           ".tflite embedding model (ONNX: NCHW float RGB with ImageNet mean/std).")
-    head: str = Field(default="grocery_projection", title="Projection head",
+    head: str = Field(default="grocery_wccn_lda", title="Projection head",
                       description="Learned metric head applied to the embedding: a shipped head's name, a path to "
                       "an .npz from scripts/train_product_head.py, or '' for none. Changing it starts a new "
                       "embedding space (the gallery must be re-enrolled).")

@@ -31,8 +31,9 @@ def grocery() -> Path:
 
 @pytest.fixture(scope="session")
 def embedder(shared_models: Path):  # noqa: ANN201 - models.embedders.ImageEmbedder
-    """The default product embedder (MobileNetV1 LiteRT + shipped head + flip averaging), opened once."""
-    from models.embedders import open_embedder
+    """The default product embedder of ``[products]`` (MobileNetV1 LiteRT + shipped head + flip averaging),
+    opened once."""
+    from agent.config.products_models import ProductsConfig
+    from agent.products.recognizer import embedder_from_config
 
-    return open_embedder("mobilenet-v1-embedding", model_dir=shared_models, head="grocery_projection",
-                         flip_tta=True)
+    return embedder_from_config(ProductsConfig(), shared_models)

@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["models.embedders", "agent.products.gallery", "agent.products.plausibility", "agent.products.pricing",
+MODULES = ["models.embedders", "models.head_fit", "agent.products.gallery", "agent.products.plausibility", "agent.products.pricing",
            "agent.products.stats", "agent.products.recognizer", "agent.products.dataset"]
 
 
