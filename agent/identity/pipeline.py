@@ -217,7 +217,8 @@ class IdentityHook:
     def _end(self, alive: list[int], ts: float) -> None:
         for request in self.tracks.end(alive, ts):
             self._decide(request)
-        ended = [t for t in self._last_seen if t not in set(alive)]
+        alive_set = set(alive)
+        ended = [t for t in self._last_seen if t not in alive_set]
         end_track = getattr(self.observer, "end_track", None)
         for tid in ended:
             first, last = self._first_seen.pop(tid, None), self._last_seen.pop(tid)
