@@ -98,3 +98,17 @@ def test_same_person_embeddings_are_closer_than_different_people() -> None:
     genuine, impostor = sims[same & off_diag], sims[~same]
     assert genuine.min() > impostor.max()
     assert genuine.mean() > 0.4 > impostor.mean()
+
+
+def test_fixed_size_yunet_variant_finds_the_same_faces() -> None:
+    from face_support import video_frames
+    from models.faces import build_face_detector
+
+    dynamic = face_pipeline().detector
+    fixed = build_face_detector("yunet-n-640", SHARED_MODELS)
+    assert fixed.fixed_hw == (640, 640) and dynamic.fixed_hw is None
+    for image in (photo("Tiger_Woods", 1), video_frames()[0]):
+        a, b = dynamic.detect(image), fixed.detect(image)
+        assert len(a) == len(b) >= 1
+        order_a, order_b = a.boxes[:, 0].argsort(), b.boxes[:, 0].argsort()
+        np.testing.assert_allclose(a.boxes[order_a], b.boxes[order_b], atol=6.0)
