@@ -25,7 +25,7 @@ import logging
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from agent.config.identity_models import IdentityConfig
 from agent.identity import repository as repo
 from agent.identity.alerts import DECISION_SUFFIX, AlertDispatcher, alert_message
 from agent.identity.crypto import EmbeddingCipher
+from agent.identity.decision import Decision
 from agent.identity.gallery import normalise
 from agent.identity.galleries import GallerySet, Match, Member
 from agent.identity.visits import VisitPolicy, record_sighting, scalper_triggered
@@ -46,25 +47,6 @@ log = logging.getLogger(__name__)
 __all__ = ["Decision", "IdentityService"]
 
 _TRACK_MEMORY = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The outcome of one track decision (see the module doc)."""
-
-    kind: str
-    visitor_id: str | None
-    score: float | None
-    gallery: str | None
-    status: str | None = None  # new | returning | regular for visitors and members/VIPs with visits
-    watchlist_kind: str | None = None
-    alert_id: str | None = None
-    visit_id: int | None = None
-
-    @property
-    def customer(self) -> bool:
-        """Whether this person counts in customer figures (staff and opt-outs do not)."""
-        return self.kind not in ("staff", "optout")
 
 
 class IdentityService:
