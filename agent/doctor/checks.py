@@ -204,13 +204,16 @@ def check_signing_keys(ctx: DoctorContext) -> CheckResult:
 
 
 def check_models(ctx: DoctorContext) -> CheckResult:
-    """Installed models match their pinned size and sha256; every enabled camera's detector is installed, and the
-    face detector and embedder when a camera has identification on."""
+    """Installed models match their pinned size and sha256; every enabled camera's detector is installed, the
+    face detector and embedder when a camera has identification on, the product embedder when a scale has a
+    tray camera."""
     cfg = ctx.cfg
     model_dir = Path(cfg.models.dir)
     needed = {c.analytics.detector for c in cfg.cameras if c.enabled}
     if any(c.enabled and c.identification for c in cfg.cameras):
         needed |= {cfg.identity.face_detector, cfg.identity.face_embedder}
+    if cfg.products.enabled and (cfg.products.cameras or any(s.camera for s in cfg.scales)):
+        needed.add(cfg.products.embedder)
     required = sorted(n for n in needed if n in REGISTRY)
     entries = [(str(name), bool(ok), str(detail)) for name, ok, detail in verify_installed(model_dir, required)]
     bad = [name for name, ok, _ in entries if not ok]

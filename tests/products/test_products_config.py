@@ -30,3 +30,17 @@ def test_invalid_products_values_name_the_field(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(path)
     assert "top_k" in str(err.value) and "roi" in str(err.value)
+
+
+def test_doctor_requires_the_product_embedder_only_when_a_scale_has_a_camera(tmp_path: Path) -> None:
+    from agent.doctor import run_doctor
+
+    base = f'store_id = "s1"\ndata_dir = "{tmp_path / "data"}"\n[models]\ndir = "{tmp_path / "models"}"\n'
+    path = tmp_path / "agent.toml"
+    path.write_text(base)
+    models = {r.name: r for r in run_doctor(path, timeout_s=2.0)}["models"]
+    assert models.status == "ok"
+    path.write_text(base + '[[products.cameras]]\nscale = "deli"\nurl = "/dev/video0"\n')
+    models = {r.name: r for r in run_doctor(path, timeout_s=2.0)}["models"]
+    assert models.status == "fail" and "mobilenet-v1-embedding" in models.detail
+    assert "store-agent models pull mobilenet-v1-embedding" in models.fix
