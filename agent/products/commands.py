@@ -24,6 +24,7 @@ import numpy as np
 
 from agent.products.gallery import Gallery
 from agent.products.store import GalleryRepository
+from models.spec import ModelError
 from sync.commands import Command, CommandProcessor, CommandRejected, Handler
 
 KIND = "products.gallery_update"
@@ -113,7 +114,10 @@ def register_products(processor: CommandProcessor, *, space: Callable[[], tuple[
     (opened lazily by the caller); ``on_change`` runs after commit (the service reloads its gallery)."""
 
     def apply(cmd: Command, conn: sqlite3.Connection) -> dict[str, Any]:
-        name, dim = space()
+        try:
+            name, dim = space()
+        except (ModelError, OSError) as exc:
+            raise CommandRejected("model_unavailable", f"the product embedder cannot be opened: {exc}") from exc
         return apply_gallery_update(cmd.body, conn, space=name, dim=dim, cap_per_plu=cap_per_plu,
                                     dedupe_cosine=dedupe_cosine)
 

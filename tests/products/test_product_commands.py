@@ -107,3 +107,27 @@ def test_products_learn_enrols_photos_and_queues_product_learned(tmp_path: Path,
     bad = CliRunner().invoke(app, ["products", "learn", "--plu", "4011", "--images", str(empty),
                                    "--config", str(config)])
     assert bad.exit_code == 1 and "no images" in bad.output
+
+
+def test_update_is_rejected_when_the_embedder_is_not_installed(tmp_path: Path) -> None:
+    from models.spec import ModelNotInstalled
+
+    registered = {}
+
+    class Processor:
+        def register(self, kind, handler):  # noqa: ANN001, ANN202
+            registered[kind] = handler
+
+    def missing() -> tuple[str, int]:
+        raise ModelNotInstalled("model 'mobilenet-v1-embedding' is not installed")
+
+    register_products(Processor(), space=missing, cap_per_plu=5, dedupe_cosine=0.99)
+
+    class Cmd:
+        body = {"space": SPACE, "add": []}
+
+    conn = connect(open_store(tmp_path))
+    with pytest.raises(CommandRejected) as err:
+        registered[KIND].apply(Cmd(), conn)
+    assert err.value.reason == "model_unavailable" and "not installed" in str(err.value)
+    conn.close()
