@@ -218,7 +218,8 @@ class Agent:
                 self.supervisor.add(name, self._camera_factory(camera_name))
                 self.supervisor.start_one(name)
             elif (old_cameras.get(camera_name) != camera or old.vision != cfg.vision
-                  or old.models != cfg.models or camera_name not in old_cameras):
+                  or old.models != cfg.models or camera_name not in old_cameras
+                  or (camera.identification and old.identity != cfg.identity)):
                 log.info("config changed: restarting component", extra={"component": name})
                 self.supervisor.restart(name)
         old_scales = {c.name: c for c in old.scales if c.enabled}
