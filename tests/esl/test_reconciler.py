@@ -134,3 +134,93 @@ def test_scheduled_promo_switches_at_its_start_and_end(conn, ap_factory) -> None
         assert hashes[0] != hashes[1] and hashes[2] == hashes[0]
     finally:
         drv.close()
+
+
+def test_a_change_superseded_in_flight_ends_with_the_newest_content(conn, ap_factory) -> None:
+    ap = ap_factory(interval_s=0.5)
+    mac = macs(1)[0]
+    ap.add_tags([mac], hw_type=1)
+    drv = Driver(conn, ap)
+    try:
+        drv.book.upsert(articles(1))
+        drv.discover()
+        drv.link({mac: "1000"})
+        drv.rec.refresh()
+        drv.step()  # pushed, not yet delivered (check-ins every 0.5 s)
+        first = drv.rec.labels[mac].push_token
+        drv.book.upsert([Article("1000", "Item 0", 7.77, "piece")])
+        drv.rec.refresh()
+        assert drv.run_until(lambda: drv.states().get("idle") == 1, 5)
+        row = drv.rec.labels[mac]
+        assert ap.field.tags[mac].hash == row.push_token != first
+        rows = conn.execute("SELECT superseded, confirmed_at IS NOT NULL FROM esl_shelf_times ORDER BY id").fetchall()
+        assert rows == [(1, 0), (0, 1)]  # the first change is marked superseded, never counted as delivered
+    finally:
+        drv.close()
+
+
+def test_pending_delivery_survives_an_agent_restart(conn, ap_factory) -> None:
+    ap = ap_factory(interval_s=0.3)
+    mac = macs(1)[0]
+    ap.add_tags([mac], hw_type=1)
+    drv = Driver(conn, ap)
+    drv.book.upsert(articles(1))
+    drv.discover()
+    drv.link({mac: "1000"})
+    drv.rec.refresh()
+    ap.field.failure_rate = 0.99  # the label will not get it before the "crash"
+    drv.step()
+    assert drv.rec.labels[mac].state == "pending"
+    drv.close()  # agent stops with the delivery outstanding
+    ap.field.failure_rate = 0.0
+    again = Driver(conn, ap, retry_timeout_s=0.5)
+    try:
+        assert again.rec.labels[mac].state in ("pending", "dropped")  # state came back from SQLite
+        assert again.run_until(lambda: again.states().get("idle") == 1, 10)
+        assert ap.field.tags[mac].hash == again.rec.labels[mac].push_token
+    finally:
+        again.close()
+
+
+class _NoTokenBackend:
+    """A gateway that reports only an update counter (no content hash): confirmation by update_count."""
+
+    name = "no-token"
+
+    def __init__(self) -> None:
+        self.count, self.seen, self.pending = 0, 100.0, False
+
+    def push(self, label_id, content):
+        from devices.esl.backends.base import PushReceipt
+
+        self.pending = True
+        return PushReceipt(label_id, None, time.time())
+
+    def report(self, checkin: bool):
+        from devices.esl.backends.base import LabelReport
+
+        if checkin:
+            self.seen += 1
+            if self.pending:
+                self.count, self.pending = self.count + 1, False
+        return LabelReport("L1", self.seen, None, self.pending, update_count=self.count)
+
+
+def test_gateways_without_tokens_confirm_by_update_count(conn) -> None:
+    from agent.esl.content import default_renderer
+    from agent.esl.reconciler import Reconciler
+    from agent.pricebook import PriceBook
+
+    backend = _NoTokenBackend()
+    rec = Reconciler(conn, "gw", backend, default_renderer())  # type: ignore[arg-type]
+    PriceBook(conn).upsert(articles(1))
+    rec.on_report(backend.report(checkin=False))
+    rec.labels["L1"].plu = "1000"
+    rec.refresh()
+    rec.push_due()
+    assert rec.labels["L1"].state == "pending"
+    rec.on_report(backend.report(checkin=False))  # nothing happened yet
+    assert rec.labels["L1"].state == "pending"
+    rec.on_report(backend.report(checkin=True))  # checked in, counter advanced, nothing pending
+    assert rec.labels["L1"].state == "idle" and rec.counts["confirmed"] == 1
+    rec.close()
