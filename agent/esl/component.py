@@ -65,6 +65,7 @@ class EslGatewayComponent:
         self.reconciler: Reconciler | None = None
         self.stream_error: str | None = None
         self.poll_error: str | None = None
+        self._polled = threading.Event()
         self.alarms: dict[str, float] = {}
         self.sent = {"delivery": 0, "alarms": 0, "temperature": 0}
 
@@ -97,10 +98,11 @@ class EslGatewayComponent:
         last_eval = now = time.time()
         rec.refresh(now)
         next_transition = rec.book.next_transition(now)
-        next_full = next_alerts = next_temp = now
+        next_full = next_second = next_temp = now
         try:
             while not stop.is_set():
                 now = time.time()
+                polled = self._polled.is_set()  # read before draining: the first poll's reports are then in
                 self._drain(rec, now)
                 if self.poll_error != rec.gateway_error and self.poll_error:
                     rec.gateway_error = self.poll_error
@@ -121,12 +123,13 @@ class EslGatewayComponent:
                     rec.refresh(now)
                 last_eval = now
                 rec.push_due(now)
-                retry_queued(conn, cfg.name, self.backend, now)
                 rec.flush()
-                self._report_confirmations(rec.take_confirmations())
-                if now >= next_alerts:
-                    next_alerts = now + 1.0
-                    self._alerts(conn, monitor, rec, now)
+                if now >= next_second:  # once a second: LED retries, delivery telemetry, alarms
+                    next_second = now + 1.0
+                    retry_queued(conn, cfg.name, self.backend, now)
+                    self._report_confirmations(rec.take_confirmations())
+                    if polled:  # not before the first poll is in: a stale last_seen would look offline
+                        self._alerts(conn, monitor, rec, now)
                 if now >= next_temp:
                     next_temp = now + cfg.poll_interval_s
                     self._temperatures(monitor, rec, now)
@@ -170,6 +173,7 @@ class EslGatewayComponent:
                 for report in self.backend.labels():
                     self.events.put(GatewayEvent("label", report))
                 self.poll_error = None
+                self._polled.set()
             except GatewayError as exc:
                 self.poll_error = exc.message
             except Exception as exc:
