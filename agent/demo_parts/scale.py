@@ -102,7 +102,8 @@ class ScalePart:
         import cv2
 
         from agent.pricebook import PriceBook, article_from_dict
-        from agent.products.store import transaction
+        from agent.products.gallery import Gallery
+        from agent.products.store import GalleryRepository, transaction
         from agent.store import connect
 
         agent = ctx.agent
@@ -115,13 +116,19 @@ class ScalePart:
         conn = connect(agent.db_path)
         try:
             PriceBook(conn).upsert([article_from_dict(a) for a in ARTICLES])
+            # Written like `store-agent products learn` does (own gallery, then the service reloads), so the
+            # service's in-memory gallery only ever holds committed rows.
+            repo = GalleryRepository(Gallery(service.recognizer.gallery.dim), service.repo.space)
             with transaction(conn):
                 for plu, paths in ENROL.items():
                     for path in paths:
-                        service.repo.enrol(conn, plu, service.recognizer.embed(cv2.imread(str(self.photos[path]))),
-                                           source=f"photo:{Path(path).name}")
+                        repo.enrol(conn, plu, service.recognizer.embed(cv2.imread(str(self.photos[path]))),
+                                   source=f"photo:{Path(path).name}")
         finally:
             conn.close()
+        service.reload_gallery()
+        if not _wait(lambda: len(service.recognizer.gallery) == len(repo.gallery), WAIT_S):
+            ctx.errors.append("scale: the gallery was not reloaded")
         ctx.say(f"scale      gallery: bananas and kiwi, 3 photos each; red pepper is in the price book only")
         for photo, weight, choice in WEIGHINGS:
             self._weigh(ctx, service, photo, weight, choice)

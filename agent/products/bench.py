@@ -22,7 +22,8 @@ import numpy as np
 from agent.config.products_models import ProductsConfig
 from agent.products.rig import SimulatedScale
 from agent.products.service import WeighingService
-from agent.products.store import transaction
+from agent.products.gallery import Gallery
+from agent.products.store import GalleryRepository, transaction
 from agent.store import connect, open_store
 from sync.outbox import Outbox
 
@@ -82,11 +83,16 @@ def bench_scale(model_dir: Path, *, mirror: Path | None = None, weighings: int =
             raise RuntimeError("the weighing service did not start")
         rng = np.random.default_rng(1)
         conn = connect(db_path)
+        repo = GalleryRepository(Gallery(service.recognizer.gallery.dim), service.repo.space)
         with transaction(conn):
             for p in range(plus):
-                for v in rng.normal(size=(per_plu, service.recognizer.gallery.dim)).astype(np.float32):
-                    service.repo.enrol(conn, f"{1000 + p}", v, source="bench", force=True)
+                for v in rng.normal(size=(per_plu, repo.gallery.dim)).astype(np.float32):
+                    repo.enrol(conn, f"{1000 + p}", v, source="bench", force=True)
         conn.close()
+        service.reload_gallery()
+        deadline = time.monotonic() + 30
+        while len(service.recognizer.gallery) != plus * per_plu and time.monotonic() < deadline:
+            time.sleep(0.02)
         try:
             with SimulatedScale(service.on_scale_event, scale="bench", protocol=protocol) as rig:
                 done = 0
