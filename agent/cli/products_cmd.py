@@ -53,6 +53,7 @@ def eval_products(
                                                                        "--gallery root.")] = "train",
     query_split: Annotated[str, typer.Option("--query-split", help="Split of a GroceryStoreDataset --queries "
                                                                    "root.")] = "val",
+    order: Annotated[str, typer.Option(help="--learn order of the queries: shuffled (seed 0) or file.")] = "shuffled",
     head: Annotated[Optional[str], typer.Option(help="Projection head (shipped name, .npz path, or '' for none); "
                                                      "default: the config's products.head.")] = None,
     flip: Annotated[Optional[bool], typer.Option("--flip/--no-flip", help="Mirror-image averaging; default: "
@@ -68,6 +69,9 @@ def eval_products(
     from agent.products.evaluate import evaluate_products
     from models.spec import ModelError
 
+    if order not in ("shuffled", "file"):
+        typer.echo("--order must be shuffled or file", err=True)
+        raise typer.Exit(2)
     try:
         shot_list = [int(s) for s in shots.split(",") if s.strip()]
     except ValueError:
@@ -78,7 +82,7 @@ def eval_products(
         embedder = _embedder(cfg, model_dir, mirror, head, flip)
         result = evaluate_products(embedder, gallery, queries, shots=shot_list, gallery_split=gallery_split,
                                    query_split=query_split, learn=learn, cap_per_plu=cfg.products.cap_per_plu,
-                                   dedupe_cosine=cfg.products.dedupe_cosine,
+                                   dedupe_cosine=cfg.products.dedupe_cosine, shuffle=order == "shuffled",
                                    progress=None if as_json else typer.echo)
     except (DatasetError, ValueError, ModelError, OSError) as exc:
         _fail(exc)

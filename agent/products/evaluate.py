@@ -9,7 +9,7 @@ Protocol (stated in docs/scale.md):
   cosine; a query whose class has no gallery image counts as a miss;
 - ``ms_per_query``: embedding (crop, inference, head) plus gallery search, per query;
 - ``--learn``: start from the smallest shot count's gallery and process the queries in a fixed shuffled order
-  (seed 0; the split files are sorted by class); after each prediction the query is "confirmed" with its true
+  (seed 0; the split files are sorted by class; ``--order file`` keeps the file order); after each prediction the query is "confirmed" with its true
   label and goes through the same add path as a confirmed weighing (dedupe + per-PLU cap). The curve reports
   accuracy per block of queries and cumulatively.
 """
@@ -79,9 +79,10 @@ def _score(gallery: Gallery, queries: np.ndarray, labels: Sequence[str]) -> tupl
 
 
 def learning_curve(gallery: Gallery, queries: np.ndarray, labels: Sequence[str], *, points: int = CURVE_POINTS,
-                   seed: int = SEED) -> list[dict[str, Any]]:
-    """Predict-then-confirm each query in a shuffled order; accuracy per block and cumulative."""
-    order = np.random.default_rng(seed).permutation(len(labels))
+                   seed: int = SEED, shuffle: bool = True) -> list[dict[str, Any]]:
+    """Predict-then-confirm each query (in a shuffled order, or the given one); accuracy per block and
+    cumulative."""
+    order = np.random.default_rng(seed).permutation(len(labels)) if shuffle else np.arange(len(labels))
     blocks = np.array_split(order, min(points, len(order))) if len(order) else []
     curve: list[dict[str, Any]] = []
     seen = hit1 = hit5 = 0
@@ -103,7 +104,7 @@ def learning_curve(gallery: Gallery, queries: np.ndarray, labels: Sequence[str],
 
 def evaluate_products(embedder: Embedder, gallery_dir: Path, query_dir: Path, *, shots: Sequence[int],
                       gallery_split: str | None = "train", query_split: str | None = "val", learn: bool = False,
-                      cap_per_plu: int = 20, dedupe_cosine: float = 0.97,
+                      cap_per_plu: int = 20, dedupe_cosine: float = 0.97, shuffle: bool = True,
                       progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The ``eval products`` result (keys: classes, queries, shots, learning_curve, plus the protocol)."""
     if not shots or any(k <= 0 for k in shots):
@@ -129,8 +130,9 @@ def evaluate_products(embedder: Embedder, gallery_dir: Path, query_dir: Path, *,
         start = min(shots)
         gallery = _build(g_vec, g_lab, order, start, cap_per_plu, dedupe_cosine)
         gallery.cap_per_plu = cap_per_plu
-        result["learning_curve"] = learning_curve(gallery, q_vec, q_lab)
+        result["learning_curve"] = learning_curve(gallery, q_vec, q_lab, shuffle=shuffle)
         result["learning_start_shots"] = start
+        result["learning_order"] = "shuffled" if shuffle else "file"
     result["embedder"] = str(getattr(embedder, "space", embedder.name))
     result["query_classes"] = len(set(q_lab))
     return result
