@@ -4,7 +4,8 @@
   ``GET /candidates/<scale>`` → that scale's latest candidates payload (404 when none yet);
 - ``POST /confirm`` with ``{"weighing_id": "...", "plu": "4011" | null}`` → the recorded weighing
   (400 malformed, 404 unknown weighing, 409 already confirmed or expired);
-- ``GET /health`` → ``{"ok": true}``.
+- ``GET /health`` → ``{"ok": true}``;
+- ``GET /screen?scale=<name>`` → a reference screen page (:mod:`agent.products.screen_page`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from agent.products.screen_page import PAGE
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,13 @@ def _handler(latest: Callable[[str | None], Any], confirm: Callable[[dict[str, A
             path = self.path.split("?", 1)[0].rstrip("/")
             if path == "/health":
                 self._send(200, {"ok": True})
+            elif path == "/screen":
+                data = PAGE.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
             elif path == "/candidates":
                 self._send(200, {"scales": latest(None)})
             elif path.startswith("/candidates/"):

@@ -120,6 +120,9 @@ def test_stable_weight_to_candidates_confirmation_and_learning(stack: dict, groc
     assert len(payload["candidates"]) == 3
     assert 0 < payload["stable_to_candidates_ms"] < 2000
 
+    with urllib.request.urlopen(f"{base}/screen?scale=s1", timeout=5) as resp:
+        page = resp.read().decode()
+    assert resp.headers["Content-Type"].startswith("text/html") and "/confirm" in page and "/candidates/" in page
     status, latest = _http("GET", f"{base}/candidates/s1")
     assert status == 200 and latest["weighing_id"] == payload["weighing_id"]
     assert _http("POST", f"{base}/confirm", raw=b"{not json")[0] == 400
