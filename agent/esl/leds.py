@@ -65,7 +65,7 @@ def flash_rows(conn: sqlite3.Connection, backends: Mapping[str, GatewayBackend],
             backend.flash(row.mac, flash) if flash is not None else backend.stop_flash(row.mac)
             out["status"] = "sent"
         except GatewayError as exc:
-            if exc.reason in ("unreachable", "server"):
+            if exc.reason in ("unreachable", "busy", "server"):
                 _queue(conn, row.mac, flash, source, now, exc.message)
                 out.update(status="queued", error=exc.message)
             else:

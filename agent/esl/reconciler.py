@@ -241,7 +241,7 @@ class Reconciler:
         backoff = min(self.settings.retry_backoff_max_s, self.settings.retry_backoff_s * 2 ** min(self._failures, 6))
         row.state, row.last_error, row.retry_at = "retry", f"{exc.reason}: {exc.message}", now + backoff
         self.dirty.add(row.mac)
-        if exc.reason == "unreachable":
+        if exc.reason in ("unreachable", "busy"):  # the gateway as a whole: stop pushing until the backoff ends
             self.gateway_error = exc.message
             self._gateway_retry_at = now + backoff
 

@@ -150,3 +150,26 @@ def test_json_drawing_upload_is_queued_like_an_image(ap_factory) -> None:
     with pytest.raises(GatewayError) as err:
         backend.push_drawing("0000FFFFFFFFFFFF", [{"box": [0, 0, 10, 10, 1]}])
     assert err.value.reason == "unknown_label"
+
+
+def test_a_hanging_ap_times_out_and_a_busy_ap_says_come_back_later(ap_factory) -> None:
+    import socket
+    import time
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)  # accepts the connection, never answers
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(GatewayError) as err:
+            OpenEPaperLinkBackend(f"http://127.0.0.1:{silent.getsockname()[1]}", timeout_s=0.5).labels()
+        assert err.value.reason == "unreachable" and time.monotonic() - t0 < 3
+    finally:
+        silent.close()
+    ap = ap_factory()
+    mac = macs(1)[0]
+    ap.add_tags([mac])
+    ap.running = False
+    with pytest.raises(GatewayError) as err:
+        OpenEPaperLinkBackend(ap.url).push(mac, LabelContent("c", image=label_image("1")))
+    assert err.value.reason == "busy" and "Come back later" in err.value.message

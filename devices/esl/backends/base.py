@@ -36,8 +36,8 @@ LED_PATTERNS: tuple[str, ...] = ("blink", "fast", "double")
 
 class GatewayError(Exception):
     """The gateway refused a request or did not answer. ``reason`` is a stable word:
-    ``unreachable`` (connection refused / timeout), ``unknown_label``, ``rejected`` (4xx), ``server`` (5xx),
-    ``protocol`` (an answer we cannot read)."""
+    ``unreachable`` (connection refused / timeout), ``busy`` (409/429: come back later), ``unknown_label``,
+    ``rejected`` (other 4xx), ``server`` (5xx), ``protocol`` (an answer we cannot read)."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)

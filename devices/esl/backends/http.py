@@ -40,7 +40,7 @@ def request(method: str, url: str, *, body: bytes | None = None, content_type: s
         text = exc.read().decode("utf-8", "replace").strip()[:300]
         if exc.code == 404 or "not found" in text.lower():
             raise GatewayError("unknown_label", f"{method} {url}: {exc.code} {text}") from exc
-        reason = "server" if exc.code >= 500 else "rejected"
+        reason = "server" if exc.code >= 500 else "busy" if exc.code in (409, 429, 503) else "rejected"
         raise GatewayError(reason, f"{method} {url}: {exc.code} {text}") from exc
     except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as exc:
         raise GatewayError("unreachable", f"{method} {url}: {getattr(exc, 'reason', exc)}") from exc
