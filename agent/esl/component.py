@@ -8,7 +8,8 @@ after ``esl.relink`` and every ``reevaluate_s``; push what is due; flush state; 
 
 Cloud streams: ``telemetry/esl_delivery`` (labels confirmed with their time to shelf), ``telemetry/esl_temperature``
 (fridge-group readings), ``events/esl_alarm`` (cold_chain / battery_low / label_offline raised or cleared),
-``telemetry/esl_gateway`` (label states, gateway errors).
+``telemetry/esl_gateway`` (label states, gateway errors), ``events/esl_label`` (a label became ``orphan`` —
+its PLU left the price book —, ``render_error`` or ``stuck`` — 5 pushes without confirmation — or recovered).
 """
 
 from __future__ import annotations
@@ -128,6 +129,8 @@ class EslGatewayComponent:
                     next_second = now + 1.0
                     retry_queued(conn, cfg.name, self.backend, now)
                     self._report_confirmations(rec.take_confirmations())
+                    for notice in rec.take_notices():
+                        self._enqueue("events/esl_label", {"gateway": cfg.name, "at": now, **notice})
                     if polled:  # not before the first poll is in: a stale last_seen would look offline
                         self._alerts(conn, monitor, rec, now)
                 if now >= next_temp:

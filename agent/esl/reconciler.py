@@ -42,6 +42,7 @@ class ReconcilerSettings:
     max_pushes_per_step: int = 64
     push_workers: int = 4
     default_label_type: str = "29bwr"
+    stuck_after_pushes: int = 5
 
 
 @dataclass(slots=True)
@@ -81,6 +82,9 @@ class Reconciler:
         self._pool = ThreadPoolExecutor(self.settings.push_workers, thread_name_prefix=f"esl-push-{gateway}")
         self._accepted: dict[str, float] = {}  # mac → first acceptance of the current desired content
         self._sql: list[tuple[str, tuple[Any, ...]]] = []  # shelf-time writes, committed by flush()
+        self._attempts: dict[str, int] = {}  # mac → pushes of the current desired content
+        self._noted: dict[str, str] = {}  # mac → the problem last reported (orphan, render_error, stuck)
+        self.notices: list[dict[str, Any]] = []  # label problems raised/resolved, for events/esl_label
 
     # -- discovery and links ------------------------------------------------------------------------
     def reload(self) -> None:
@@ -138,6 +142,7 @@ class Reconciler:
             if content_hash != row.desired_hash:
                 row.desired_hash, row.desired_since = content_hash, now
                 self._accepted.pop(row.mac, None)
+                self._attempts.pop(row.mac, None)
                 self._new_shelf_record(row)
                 changed += 1
             row.state = "idle" if row.desired_hash == row.confirmed_hash else (
@@ -230,6 +235,7 @@ class Reconciler:
         row.push_count += 1
         row.state, row.last_error, row.retry_at = "pending", None, None
         self._accepted.setdefault(row.mac, now)
+        self._attempts[row.mac] = self._attempts.get(row.mac, 0) + 1
         self._exec("UPDATE esl_shelf_times SET accepted_at = COALESCE(accepted_at, ?), pushes = pushes + 1"
                           " WHERE mac = ? AND desired_hash = ? AND confirmed_at IS NULL AND superseded = 0",
                           (now, row.mac, row.desired_hash))
@@ -272,6 +278,7 @@ class Reconciler:
         row.confirmed_hash, row.confirmed_at = row.pushed_hash, now
         row.state = "idle" if row.confirmed_hash == row.desired_hash else "due"
         self.counts["confirmed"] += 1
+        self._attempts.pop(row.mac, None)
         self._exec("UPDATE esl_shelf_times SET confirmed_at = ? WHERE mac = ? AND desired_hash = ?"
                           " AND confirmed_at IS NULL", (now, row.mac, row.confirmed_hash))
         self.confirmations.append(Confirmation(row.mac, row.plu, row.desired_since or now,
@@ -281,6 +288,7 @@ class Reconciler:
     def flush(self) -> None:
         """Write changed rows (and the shelf-time updates made since the last flush) in one transaction."""
         rows = [self.labels[m] for m in self.dirty if m in self.labels]
+        self._note_problems(rows)
         sql, self._sql = self._sql, []
         self.dirty.clear()
         if not rows and not sql:
@@ -294,6 +302,26 @@ class Reconciler:
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
+
+    def _note_problems(self, rows: list[LabelRow]) -> None:
+        for row in rows:
+            problem = row.state if row.state in ("orphan", "render_error") else (
+                "stuck" if row.state != "idle" and self._attempts.get(row.mac, 0) >= self.settings.stuck_after_pushes
+                else None)
+            before = self._noted.get(row.mac)
+            if problem == before:
+                continue
+            if problem is None:
+                del self._noted[row.mac]
+            else:
+                self._noted[row.mac] = problem
+            self.notices.append({"label": row.mac, "plu": row.plu, "problem": problem or before,
+                                 "state": "raised" if problem else "resolved", "label_state": row.state,
+                                 "error": row.last_error, "pushes": self._attempts.get(row.mac, 0)})
+
+    def take_notices(self) -> list[dict[str, Any]]:
+        out, self.notices = self.notices, []
+        return out
 
     def _exec(self, statement: str, args: tuple[Any, ...]) -> None:
         self._sql.append((statement, args))

@@ -224,3 +224,26 @@ def test_gateways_without_tokens_confirm_by_update_count(conn) -> None:
     rec.on_report(backend.report(checkin=True))  # checked in, counter advanced, nothing pending
     assert rec.labels["L1"].state == "idle" and rec.counts["confirmed"] == 1
     rec.close()
+
+
+def test_label_problems_are_raised_once_and_resolved(conn, ap_factory) -> None:
+    ap = ap_factory(interval_s=0.1, failure_rate=0.999, seed=2)
+    mac = macs(1)[0]
+    ap.add_tags([mac], hw_type=1)
+    drv = Driver(conn, ap, stuck_after_pushes=3)
+    try:
+        drv.discover()
+        drv.link({mac: "1000"})
+        drv.rec.refresh()
+        drv.step()
+        assert [(n["problem"], n["state"]) for n in drv.rec.take_notices()] == [("orphan", "raised")]
+        drv.book.upsert(articles(1))
+        drv.rec.refresh()
+        assert drv.run_until(lambda: any(n["problem"] == "stuck" for n in drv.rec.notices), 10)
+        ap.field.failure_rate = 0.0
+        assert drv.run_until(lambda: drv.states().get("idle") == 1, 5)
+        drv.step()
+        notices = [(n["problem"], n["state"]) for n in drv.rec.take_notices()]
+        assert notices == [("orphan", "resolved"), ("stuck", "raised"), ("stuck", "resolved")]
+    finally:
+        drv.close()
