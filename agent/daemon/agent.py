@@ -222,6 +222,8 @@ class Agent:
                   or (camera.identification and old.identity != cfg.identity)):
                 log.info("config changed: restarting component", extra={"component": name})
                 self.supervisor.restart(name)
+        if old.esl_gateways != cfg.esl_gateways:
+            self.esl.reconfigure(cfg.esl_gateways, self.supervisor)
         old_scales = {c.name: c for c in old.scales if c.enabled}
         new_scales = {c.name: c for c in cfg.scales if c.enabled}
         for scale_name in old_scales.keys() - new_scales.keys():

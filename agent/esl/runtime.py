@@ -49,6 +49,30 @@ class EslRuntime:
 
         return build
 
+    def reconfigure(self, gateways: list[EslGatewayConfig], supervisor: Any) -> None:
+        """Apply a new ``[[esl_gateways]]`` list (``config.update`` from the cloud or a reload): stop removed
+        gateways, start new ones, restart changed ones (fridge thresholds, timings, URL)."""
+        new = {g.name: g for g in gateways}
+        for name in self.gateways.keys() - new.keys():
+            log.info("ESL gateway removed: stopping it", extra={"gateway": name})
+            supervisor.stop_one(f"esl-{name}")
+            self.components.pop(name, None)
+        for name, gateway in new.items():
+            old = self.gateways.get(name)
+            if old == gateway and f"esl-{name}" in supervisor.names():
+                continue
+            self.gateways[name] = gateway
+            self.backends[name] = backend_for(gateway)
+            if f"esl-{name}" not in supervisor.names():
+                supervisor.add(f"esl-{name}", self._factory(name))
+                supervisor.start_one(f"esl-{name}")
+            else:
+                log.info("ESL gateway config changed: restarting it", extra={"gateway": name})
+                supervisor.restart(f"esl-{name}")
+        for name in self.gateways.keys() - new.keys():
+            del self.gateways[name]
+            self.backends.pop(name, None)
+
     def _relinked(self) -> None:
         for component in self.components.values():
             component.relinked()

@@ -67,3 +67,26 @@ def test_pick_and_find_through_the_daemon_then_directly(tmp_path: Path, ap_facto
     assert direct["labels"][0]["status"] == "sent"
     done = cli("esl", "pick", "A1", "--done", "-c", str(config))
     assert done["done"] is True
+
+
+def test_gateway_config_changes_apply_without_a_restart(tmp_path: Path, ap_factory) -> None:
+    from agent.config import load_config
+
+    ap = ap_factory(interval_s=0.1)
+    ap.add_tags(macs(1), hw_type=1)
+    config = write_config(tmp_path / "agent.toml", tmp_path / "data", ap.url)
+    agent, running = start_agent(config)
+    try:
+        assert wait_until(lambda: agent.esl.components.get("gw") is not None, 10)
+        first = agent.esl.components["gw"]
+        gateway = {"name": "gw", "url": ap.url, "checkin_interval_s": 0.1,
+                   "fridge_groups": [{"name": "dairy", "max_c": 7.5}]}
+        agent._queue_reload(load_config(config, overlay={"esl_gateways": [gateway]}))
+        assert wait_until(lambda: agent.esl.components["gw"] is not first
+                          and agent.esl.components["gw"].cfg.fridge_groups[0].max_c == 7.5, 10)
+        assert wait_until(lambda: agent.esl.components["gw"].status().get("labels") == 1, 10)
+        agent._queue_reload(load_config(config, overlay={"esl_gateways": []}))
+        assert wait_until(lambda: "gw" not in agent.esl.components and "gw" not in agent.esl.backends, 10)
+    finally:
+        running.stop()
+        agent.close()
