@@ -28,7 +28,7 @@ async function confirm(plu) {
                                      body: JSON.stringify({weighing_id: current.weighing_id, plu: plu})});
   const body = await r.json();
   document.getElementById("msg").textContent = r.ok ? ("Recorded: " + (body.name || body.plu || "none") +
-      (body.total != null ? "  total " + body.total : "")) : (body.message || "error");
+      (body.total != null ? "  total " + body.total.toFixed(2) : "")) : (body.message || "error");
 }
 function render(p) {
   current = p;
@@ -36,8 +36,9 @@ function render(p) {
   const list = document.getElementById("list"); list.innerHTML = "";
   for (const c of p.candidates) {
     const b = document.createElement("button"); b.className = "c";
-    b.innerHTML = (c.name || c.plu) + " <small>" + (c.unit_price != null ? c.unit_price + " / " + c.unit + " — " +
-                  c.total : "PLU " + c.plu) + "</small>";
+    const qty = c.unit === "piece" ? " × " + c.quantity : "";
+    b.innerHTML = (c.name || c.plu) + " <small>" + (c.unit_price != null ? c.unit_price.toFixed(2) + " / " + c.unit +
+                  qty + " — " + c.total.toFixed(2) : "PLU " + c.plu) + "</small>";
     b.onclick = () => confirm(c.plu); list.appendChild(b);
   }
 }
