@@ -26,7 +26,7 @@ class SimTag:
     """One simulated label (field names follow the AP's tag record, see :meth:`record`)."""
 
     mac: str
-    hw_type: int = 0x33
+    hw_type: int = 0x01  # OpenEPaperLink 2.9" BWR (label type 29bwr)
     temperature: float = 21.0
     battery_mv: int = 3000
     rssi: int = -60
