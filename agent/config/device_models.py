@@ -224,6 +224,13 @@ class EslGatewayConfig(Section):
         title="Re-push timeout",
         description="Re-push content a label has not confirmed this long after the gateway accepted it.",
     )
+    confirm_by: Literal["hash", "updatecount"] = Field(
+        default="hash",
+        title="Delivery confirmation",
+        description="hash: a label confirms content when it reports the hash of what was pushed; updatecount: "
+        "when its update counter advances (for gateways whose reported hash the agent cannot predict; the "
+        "status counter token_mismatch tells you).",
+    )
     poll_interval_s: float = Field(
         default=30.0, gt=0, le=3600,
         title="Status poll interval",

@@ -85,7 +85,7 @@ class EslGatewayComponent:
         conn = connect(self.db_path)
         cfg = self.cfg
         settings = ReconcilerSettings(retry_timeout_s=cfg.retry_timeout_s, push_workers=cfg.push_workers,
-                                      default_label_type=cfg.default_label_type)
+                                      default_label_type=cfg.default_label_type, confirm_by=cfg.confirm_by)
         rec = Reconciler(conn, cfg.name, self.backend, self.render or default_renderer(), settings,
                          hw_types={k: v.name for k, v in HW_TYPES.items()})
         self.reconciler = rec

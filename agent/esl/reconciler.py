@@ -43,6 +43,7 @@ class ReconcilerSettings:
     push_workers: int = 4
     default_label_type: str = "29bwr"
     stuck_after_pushes: int = 5
+    confirm_by: str = "hash"  # "updatecount": ignore push tokens (a gateway whose hash we cannot predict)
 
 
 @dataclass(slots=True)
@@ -75,7 +76,8 @@ class Reconciler:
         self.images = ImageCache()
         self.dirty: set[str] = set()
         self.confirmations: list[Confirmation] = []
-        self.counts = {"pushes": 0, "push_errors": 0, "confirmed": 0, "dropped": 0, "timeouts": 0, "renders": 0}
+        self.counts = {"pushes": 0, "push_errors": 0, "confirmed": 0, "dropped": 0, "timeouts": 0, "renders": 0,
+                       "token_mismatch": 0}
         self.gateway_error: str | None = None
         self._gateway_retry_at = 0.0
         self._failures = 0
@@ -230,7 +232,8 @@ class Reconciler:
 
     def _pushed(self, row: LabelRow, receipt: PushReceipt, now: float) -> None:
         self.counts["pushes"] += 1
-        row.pushed_hash, row.push_token, row.pushed_at = row.desired_hash, receipt.token, now
+        token = receipt.token if self.settings.confirm_by == "hash" else None
+        row.pushed_hash, row.push_token, row.pushed_at = row.desired_hash, token, now
         row.base_seen, row.base_count = row.last_seen, row.update_count
         row.push_count += 1
         row.state, row.last_error, row.retry_at = "pending", None, None
@@ -272,6 +275,10 @@ class Reconciler:
         elif newer and row.state == "pending":
             row.state = "dropped"
             self.counts["dropped"] += 1
+            if report.update_count > (row.base_count or 0):
+                # The label took an update but reports another hash: either a race with an older push, or a
+                # gateway that hashes differently (then set confirm_by = "updatecount"); status shows the count.
+                self.counts["token_mismatch"] += 1
         return row
 
     def _confirm(self, row: LabelRow, now: float) -> None:

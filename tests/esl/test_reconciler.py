@@ -247,3 +247,19 @@ def test_label_problems_are_raised_once_and_resolved(conn, ap_factory) -> None:
         assert notices == [("orphan", "resolved"), ("stuck", "raised"), ("stuck", "resolved")]
     finally:
         drv.close()
+
+
+def test_confirm_by_updatecount_ignores_hashes(conn, ap_factory) -> None:
+    ap = ap_factory(interval_s=0.1, failure_rate=0.3, seed=4)
+    ap.add_tags(macs(10), hw_type=1)
+    drv = Driver(conn, ap, confirm_by="updatecount")
+    try:
+        drv.book.upsert(articles(10))
+        drv.discover()
+        drv.link({m: str(1000 + i) for i, m in enumerate(macs(10))})
+        drv.rec.refresh()
+        assert drv.run_until(lambda: drv.states().get("idle") == 10, 15)
+        assert all(drv.rec.labels[m].push_token is None for m in macs(10))
+        assert all(ap.field.tags[m].update_count >= 1 for m in macs(10))
+    finally:
+        drv.close()
