@@ -1,5 +1,7 @@
 """Demo part ``scale``: a self-service scale that recognises what is put on it and learns from the screen.
 
+With ``--no-camera`` the part stands aside (like ``faces``).
+
 1. ``prepare``: installs the product embedder and nine GroceryStoreDataset photos (sha256-verified, upstream or
    mirror ``<mirror>/data/grocery/…``), starts a pty-simulated MT-SICS scale, and adds ``[[scales]]``
    ``demo-scale`` on it whose tray camera (a disabled ``[[cameras]]`` entry, so no people analytics runs on it)
@@ -77,10 +79,14 @@ class ScalePart:
         self.photos: dict[str, Path] = {}
         self.tray: Path | None = None
         self.sim: Any = None
+        self.skipped = ""
         self.events: list[Any] = []
         self.weighings: list[dict[str, Any]] = []
 
     def prepare(self, ctx: DemoContext) -> str:
+        if not getattr(ctx, "camera", True):
+            self.skipped = "--no-camera (the scale's tray camera is a camera too)"
+            return ""
         from devices.scale.sim import ScaleSimulator
         from models.product_samples import GROCERY_SAMPLES
         from models.registry import install
@@ -99,6 +105,8 @@ class ScalePart:
         return _TOML.format(embedder=embedder, scale=SCALE, tray=self.tray, port=self.sim.path)
 
     def exercise(self, ctx: DemoContext) -> None:
+        if self.skipped:
+            return
         import cv2
 
         from agent.pricebook import PriceBook, article_from_dict
@@ -160,6 +168,8 @@ class ScalePart:
         _wait(lambda: sum(e.kind == "removed" for e in self.events) > removed, WAIT_S)
 
     def summary(self, ctx: DemoContext) -> dict[str, Any]:
+        if self.skipped:
+            return {"skipped": self.skipped}
         out: dict[str, Any] = {"weighings": self.weighings}
         agent = ctx.agent
         service = agent.products.service if agent is not None else None

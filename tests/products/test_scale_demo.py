@@ -12,7 +12,7 @@ from tests.products.conftest import REPO_ROOT, SHARED
 
 def test_scale_demo_shows_candidates_confirmation_and_learning(tmp_path: Path) -> None:
     others = ["faces", "labels"]
-    cmd = [sys.executable, "-m", "agent.cli.main", "demo", "--json", "--no-camera", "--duration", "2",
+    cmd = [sys.executable, "-m", "agent.cli.main", "demo", "--json", "--duration", "1",
            "--mirror", str(SHARED), "--workdir", str(tmp_path / "demo")]
     for name in others:
         cmd += ["--skip", name]
