@@ -124,6 +124,38 @@ def learn(
                f"{result['unreadable']} unreadable; {result['plu_entries']} embeddings for it now")
 
 
+@app.command("weighings")
+def weighings(
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="Most recent weighings to show.")] = 20,
+    scale: Annotated[Optional[str], typer.Option(help="Only this scale.")] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+    as_json: JsonOption = False,
+) -> None:
+    """Recent weighings recorded at the scales: weight, candidates, chosen PLU and rank, price, timings."""
+    import json
+
+    from agent.store import connect, open_store
+
+    cfg = _config(config)
+    conn = connect(open_store(cfg.data_dir))
+    try:
+        cur = conn.execute("SELECT * FROM weighings" + (" WHERE scale = ?" if scale else "")
+                           + " ORDER BY stable_ts DESC LIMIT ?", ((scale, limit) if scale else (limit,)))
+        cols = [d[0] for d in cur.description]
+        rows = [dict(zip(cols, r)) for r in cur.fetchall()]
+    finally:
+        conn.close()
+    for row in rows:
+        row["candidates"] = [c["plu"] for c in json.loads(row["candidates"])]
+    if as_json:
+        print_json(rows)
+        return
+    for r in rows:
+        typer.echo(f"{r['id']}  {r['scale']:<10} {r['weight_kg']:.3f} kg  {r['status']:<9} "
+                   f"plu {r['plu'] or '-':<8} rank {r['chosen_rank'] or '-':<2} total {r['total'] or '-':<7} "
+                   f"candidates {','.join(r['candidates'])}  {r['candidates_ms']:.0f} ms")
+
+
 @app.command("gallery")
 def gallery(
     config: ConfigOption = DEFAULT_CONFIG,

@@ -69,8 +69,16 @@ def _handler(latest: Callable[[str | None], Any], confirm: Callable[[dict[str, A
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.send_header("Cache-Control", "no-store")
+            self.send_header("Access-Control-Allow-Origin", "*")  # screens may be web apps served elsewhere
             self.end_headers()
             self.wfile.write(data)
+
+        def do_OPTIONS(self) -> None:  # noqa: N802 - CORS pre-flight of a browser screen's POST /confirm
+            self.send_response(204)
+            self.send_header("Access-Control-Allow-Origin", "*")
+            self.send_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+            self.send_header("Access-Control-Allow-Headers", "Content-Type")
+            self.end_headers()
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             path = self.path.split("?", 1)[0].rstrip("/")

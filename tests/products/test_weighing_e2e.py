@@ -160,6 +160,18 @@ def test_stable_weight_to_candidates_confirmation_and_learning(stack: dict, groc
     assert echoed["weighing_id"] == second["weighing_id"] and echoed["plu"] is None and echoed["learned"] is None
     assert conn.execute("SELECT status FROM weighings WHERE id = ?", (second["weighing_id"],)).fetchone()[0] == "rejected"
 
+    from typer.testing import CliRunner
+
+    from agent.cli.main import app
+
+    config = stack["tray"].parent / "agent.toml"
+    config.write_text(f'data_dir = "{stack["tray"].parent / "data"}"\n')
+    listed = CliRunner().invoke(app, ["products", "weighings", "--config", str(config), "--json"])
+    assert listed.exit_code == 0, listed.output
+    rows = json.loads(listed.stdout)
+    assert [r["id"] for r in rows] == [second["weighing_id"], payload["weighing_id"]]
+    assert rows[1]["plu"] == "4011" and rows[1]["candidates"][0] == "4011" and rows[0]["status"] == "rejected"
+
     stack["stop"].set()
     stack["worker"].join(timeout=10)
     aggregates = [a for a in _outbox(conn, "telemetry/aggregates") if a.get("kind") == "weighings"]
