@@ -43,7 +43,7 @@ def test_demo_json_shows_telemetry_acknowledged_and_commands_applied(mosquitto, 
     assert summary["cloud"]["telemetry/health"]["gaps"] == []
     camera = summary["camera"]  # the sample video ran through the people-analytics pipeline
     assert camera["frames"] > 20 and camera["inferences"] > 5
-    assert camera["aggregates_at_cloud"] == summary["streams"]["telemetry/aggregates"]["acked"] >= 1
+    assert camera["aggregates_at_cloud"] == camera["aggregates"] >= 1
     assert set(camera["latest_aggregate"]["lines"]) == {"aisle-entry"}
 
 

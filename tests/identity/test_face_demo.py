@@ -7,7 +7,7 @@ from pathlib import Path
 
 from agent.demo import run_demo
 from agent.demo_parts import PART_FACTORIES
-from face_support import SHARED, files_with_image_magic
+from tests.identity.face_support import SHARED, files_with_image_magic
 
 
 def test_demo_shows_new_and_returning_visitors_and_a_watchlist_alert(tmp_path: Path) -> None:

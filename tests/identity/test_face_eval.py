@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from agent.cli.main import app
 from agent.identity.eval_faces import rank1_and_open_set, tar_at_far
-from face_support import FACES_DIR, HEAD_POSE_VIDEO, SHARED_MODELS
+from tests.identity.face_support import FACES_DIR, HEAD_POSE_VIDEO, SHARED_MODELS
 
 EVAL_KEYS = {"identities", "images", "tar_at_far_1e-2", "tar_at_far_1e-3", "rank1", "open_set_false_accept",
              "threshold", "ms_per_face"}

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from face_support import SHARED_MODELS, face_pipeline, photo
+from tests.identity.face_support import SHARED_MODELS, face_pipeline, photo
 from models.faces import ARCFACE_TEMPLATE, align_face, decode_yunet, similarity_transform
 
 PHOTOS = [("Colin_Powell", 44), ("Tiger_Woods", 1), ("Laura_Bush", 3), ("Hans_Blix", 2), ("Winona_Ryder", 5)]
@@ -101,7 +101,7 @@ def test_same_person_embeddings_are_closer_than_different_people() -> None:
 
 
 def test_fixed_size_yunet_variant_finds_the_same_faces() -> None:
-    from face_support import video_frames
+    from tests.identity.face_support import video_frames
     from models.faces import build_face_detector
 
     dynamic = face_pipeline().detector

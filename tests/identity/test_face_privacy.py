@@ -21,7 +21,7 @@ from agent.vision.pipeline import CameraPipeline
 from agent.vision.processor import FrameProcessor
 from agent.vision.replay import replay
 from agent.vision.source import Frame
-from face_support import HEAD_POSE_VIDEO, SHARED_MODELS, face_pipeline, files_with_image_magic, video_frames
+from tests.identity.face_support import HEAD_POSE_VIDEO, SHARED_MODELS, face_pipeline, files_with_image_magic, video_frames
 from models import runtime
 from models.detectors import build_detector
 

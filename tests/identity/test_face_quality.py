@@ -8,7 +8,7 @@ import pytest
 
 from agent.config.identity_models import FaceQualityConfig
 from agent.identity.face_quality import assess, head_pose
-from face_support import face_pipeline, photo
+from tests.identity.face_support import face_pipeline, photo
 from models.faces import ARCFACE_TEMPLATE
 
 

@@ -15,7 +15,7 @@ from agent.identity.pipeline import IdentityHook
 from agent.identity.track_faces import TrackFaces, pool
 from agent.vision.processor import FrameProcessor
 from agent.vision.source import Frame
-from face_support import SHARED_MODELS, face_pipeline, video_frames
+from tests.identity.face_support import SHARED_MODELS, face_pipeline, video_frames
 from models.detectors import build_detector
 
 
