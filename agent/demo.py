@@ -313,6 +313,21 @@ def _wait(predicate: Callable[[], bool], timeout_s: float) -> bool:
     return False
 
 
+#: Summary keys of the demo parts, in the order the text summary shows them.
+PART_NAMES = ("faces", "scale", "labels")
+
+
+def _brief(part: dict[str, Any]) -> str:
+    """One line of a part's summary: scalars as they are, lists and tables by their size."""
+    items = []
+    for key, value in part.items():
+        if isinstance(value, (list, dict)):
+            items.append(f"{key} [{len(value)}]")
+        else:
+            items.append(f"{key} {value}")
+    return ", ".join(items)
+
+
 def render_summary(summary: dict[str, Any]) -> str:
     """The text form of the summary."""
     lines = ["", "summary"]
@@ -326,5 +341,8 @@ def render_summary(summary: dict[str, Any]) -> str:
                      f"{cam['events']} events, {cam['aggregates']} aggregates ({cam['aggregates_at_cloud']} at the cloud)")
         if cam.get("latest_aggregate"):
             lines.append(f"  latest aggregate at the cloud: {json.dumps(cam['latest_aggregate'])}")
+    for part in PART_NAMES:
+        if isinstance(summary.get(part), dict):
+            lines.append(f"  {part}: " + _brief(summary[part]))
     lines.append("  errors: " + ("none" if not summary["errors"] else json.dumps(summary["errors"])))
     return "\n".join(lines)
