@@ -225,6 +225,19 @@ class AgentConfig(BaseSettings):
         check_unique_names(value, str(info.field_name))
         return value
 
+    @field_validator("scales")
+    @classmethod
+    def _scale_cameras_exist(cls, value: list[ScaleConfig], info: ValidationInfo) -> list[ScaleConfig]:
+        if "cameras" not in info.data:  # the cameras failed validation: that error is reported already
+            return value
+        names = {c.name for c in info.data["cameras"]}
+        for i, scale in enumerate(value):
+            if scale.camera and scale.camera not in names:
+                known = ", ".join(sorted(names)) or "none configured"
+                raise ValueError(f"scales[{i}] ({scale.name}): camera {scale.camera!r} is not a [[cameras]] "
+                                 f"name (known: {known})")
+        return value
+
     @property
     def db_path(self) -> Path:
         """Path of the SQLite database (``data_dir / "agent.db"``)."""

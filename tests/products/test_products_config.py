@@ -44,3 +44,16 @@ def test_doctor_requires_the_product_embedder_only_when_a_scale_has_a_camera(tmp
     models = {r.name: r for r in run_doctor(path, timeout_s=2.0)}["models"]
     assert models.status == "fail" and "mobilenet-v1-embedding" in models.detail
     assert "store-agent models pull mobilenet-v1-embedding" in models.fix
+
+
+def test_a_scale_camera_that_names_no_camera_is_a_config_error(tmp_path: Path) -> None:
+    from agent.config import ConfigError
+
+    path = tmp_path / "agent.toml"
+    path.write_text('[[cameras]]\nname = "deli-cam"\nurl = "/tmp/tray.jpg"\n'
+                    '[[scales]]\nname = "deli-1"\nport = "/dev/null"\nprotocol = "mt-sics"\ncamera = "deli-cma"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert "deli-cma" in str(err.value) and "deli-cam" in str(err.value) and "scales" in str(err.value)
+    path.write_text(path.read_text().replace("deli-cma", "deli-cam"))
+    assert load_config(path).scales[0].camera == "deli-cam"
