@@ -32,6 +32,7 @@ from agent.doctor.core import (
     run_doctor,
     unregister_check,
 )
+from agent.doctor.esl_check import check_esl_gateways
 from agent.doctor.render import exit_code, render_text, results_to_json
 from agent.identity.doctor_check import check_identity
 
@@ -45,6 +46,7 @@ register_check(check_serial_ports)
 register_check(check_signing_keys)
 register_check(check_models)
 register_check(check_identity)
+register_check(check_esl_gateways)
 
 __all__ = [
     "Check",

@@ -136,6 +136,12 @@ class GatewayBackend(ABC):
     def labels(self) -> list[LabelReport]:
         """Status of every label the gateway knows (raises :class:`GatewayError`)."""
 
+    def probe(self) -> str:
+        """Check the gateway answers (``store-agent doctor``); returns a short description of what answered.
+        The default reads :meth:`labels`; backends with a cheaper status endpoint override it (raises
+        :class:`GatewayError`)."""
+        return f"{len(self.labels())} labels known"
+
     def events(self, stop: threading.Event) -> Iterator[GatewayEvent]:
         """Events as the gateway reports them; the default polls :meth:`labels` and yields changes."""
         seen: dict[str, LabelReport] = {}

@@ -86,6 +86,21 @@ class OpenEPaperLinkBackend(GatewayBackend):
         body, ctype = form({"mac": normalise_mac(label_id), "cmd": cmd})
         request("POST", f"{self.url}/tag_cmd", body=body, content_type=ctype, timeout_s=self.timeout_s)
 
+    def probe(self) -> str:
+        """``GET /sysinfo`` (cheap, unlike paging through ``/get_db`` on a large store)."""
+        url = f"{self.url}/sysinfo"
+        try:
+            _, data = request("GET", url, timeout_s=self.timeout_s)
+        except GatewayError as exc:
+            if exc.reason == "unknown_label":  # a 404: something answers, but not an AP
+                raise GatewayError("protocol", f"{exc.message} (not an OpenEPaperLink AP?)") from exc
+            raise
+        info = read_json(url, data, "sysinfo")
+        if not isinstance(info, dict):
+            raise GatewayError("protocol", f"{url}: not a JSON object")
+        alias = info.get("alias") or "?"
+        return f"OpenEPaperLink AP {alias!s} (build {info.get('buildversion', '?')!s})"
+
     def labels(self) -> list[LabelReport]:
         reports: list[LabelReport] = []
         pos: int | None = 0
