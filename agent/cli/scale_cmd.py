@@ -134,7 +134,11 @@ def simulate(
         raise typer.Exit(2) from exc
     faults = Faults(garbage_rate=garbage_rate, partial_rate=partial_rate, drop_rate=drop_rate, delay_s=delay,
                     disconnect_every_s=disconnect_every, disconnect_for_s=disconnect_for)
-    sim = ScaleSimulator(protocol, script=weights, faults=faults, unit=unit, link=link)
+    try:
+        sim = ScaleSimulator(protocol, script=weights, faults=faults, unit=unit, link=link)
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
     if weight is not None:
         sim.set_weight(weight)
     path = sim.start()

@@ -61,7 +61,7 @@ def test_eval_products_reports_the_issue_keys_and_beats_chance(grocery: Path, sh
                                       "--json"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout.strip().splitlines()[-1])
-    assert {"classes", "queries", "shots", "learning_curve"} <= set(out)
+    assert set(out) == {"classes", "queries", "shots", "learning_curve"}
     assert out["classes"] == 5 and out["queries"] == 15
     assert set(out["shots"]) == {"1", "5"}
     for stats in out["shots"].values():

@@ -32,6 +32,7 @@ from typing import Any
 
 from devices.scale import get_protocol
 from devices.scale.parity import add_parity, strip_parity
+from devices.scale.reading import normalise_unit
 from devices.scale.sim.devices import ScaleState, make_responder
 from devices.scale.sim.script import WeightScript
 
@@ -61,7 +62,10 @@ class ScaleSimulator:
         self.script = script
         self.faults = faults or Faults()
         default_unit = "lb" if protocol == "scp01" else "kg"
-        self.state = ScaleState(capacity_kg=capacity_kg, unit=unit or default_unit)
+        unit = normalise_unit(unit or default_unit)
+        if unit not in ("kg", "lb", "g"):
+            raise ValueError(f"the simulated scale shows kg, lb or g, not {unit!r}")
+        self.state = ScaleState(capacity_kg=capacity_kg, unit=unit)
         kwargs: dict[str, Any] = ({"serial_number": serial_number, "interval_s": continuous_interval_s}
                                   if protocol == "mt-sics" else {})
         self.responder = make_responder(protocol, self.state, **kwargs)

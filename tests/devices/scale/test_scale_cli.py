@@ -75,3 +75,8 @@ def test_simulate_prints_the_pty_and_serves_until_interrupted(tmp_path: Path) ->
     stats = json.loads(out.strip().splitlines()[-1])["stats"]
     assert stats["requests"] >= 5 and stats["garbage_bytes"] > 0
     assert not os.path.exists(port)
+
+
+def test_simulate_rejects_a_unit_the_scale_cannot_show() -> None:
+    result = runner.invoke(app, ["scale", "simulate", "--protocol", "mt-sics", "--unit", "stone", "--duration", "1"])
+    assert result.exit_code == 2 and "stone" in result.output
