@@ -194,7 +194,12 @@ class IdentityHook:
         if (self._calls - 1) % self.every_n == 0 and wanted.any():
             self.counts["frames"] += 1
             t0 = time.perf_counter()
-            samples = self.pipeline.track_faces(image, ids[wanted], np.asarray(boxes_px).reshape(-1, 4)[wanted])
+            try:
+                samples = self.pipeline.track_faces(image, ids[wanted], np.asarray(boxes_px).reshape(-1, 4)[wanted])
+            except Exception:  # a face-model failure must not stop counting (the caller's next step)
+                self.counts["errors"] += 1
+                log.exception("face pipeline failed on %s", self.camera)
+                samples = []
             self.face_s += time.perf_counter() - t0
             self.counts["faces"] += len(samples)
             for s in samples:

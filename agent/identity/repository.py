@@ -227,4 +227,7 @@ def purge_expired(conn: sqlite3.Connection, *, now: float, retention_s: float) -
         if gallery != "visitor":
             audit(conn, "expired", identity_id=identity_id, gallery=gallery, now=now)
     conn.execute("DELETE FROM identity_visits WHERE last_seen < ?", (cutoff,))
+    # Defence in depth: embeddings whose identity is gone (a race with a deletion in another process) go too.
+    conn.execute("DELETE FROM identity_links WHERE identity_id NOT IN (SELECT id FROM identities)")
+    conn.execute("DELETE FROM identity_embeddings WHERE ref NOT IN (SELECT ref FROM identity_links)")
     return [(str(i), str(g)) for i, g in stale]

@@ -4,8 +4,8 @@ that enforces retention (also while offline) and picks up CLI changes.
 The agent calls :func:`open_identity` in ``Agent.__init__``, registers the commands with
 :func:`agent.identity.commands.register_identity`, and adds :class:`IdentityMaintenance` as component
 ``identity``. When a camera has identification on but no key is configured, :func:`open_identity` returns no
-service and the component fails at start with the error, so ``store-agent status`` shows why identification
-is not running (counting is unaffected).
+service and the component fails at start with the error (after a retention purge, which needs no key), so
+``store-agent status`` shows why identification is not running (counting is unaffected).
 """
 
 from __future__ import annotations
@@ -66,8 +66,7 @@ class IdentityMaintenance:
 
     def __init__(self, cfg: IdentityConfig, db_path: Path, service: Any | None, *, error: str | None = None,
                  refresh_s: float = 2.0) -> None:
-        if error:
-            raise IdentityKeyError(error)
+        self.error = error
         self.cfg = cfg
         self.db_path = db_path
         self.service = service
@@ -96,7 +95,12 @@ class IdentityMaintenance:
         return n
 
     def run(self, stop: threading.Event) -> None:
-        """Purge now, then periodically until ``stop``."""
+        """Purge now, then periodically until ``stop``. With a start-up ``error`` (identification on but no
+        usable key): purge once, then fail with the error, so the status shows it and each supervisor retry
+        still enforces retention."""
+        if self.error:
+            self.purge_once()
+            raise IdentityKeyError(self.error)
         next_purge = 0.0
         try:
             while not stop.is_set():

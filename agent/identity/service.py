@@ -176,6 +176,12 @@ class IdentityService:
         with self._lock:
             self.counts["observed"] += 1
             prev = self._tracks.get(key)
+            if prev is not None and prev.visitor_id and repo.get_identity(self.conn, prev.visitor_id) is None:
+                # Deleted by another process (CLI forget) since this track was decided: never add a face to it.
+                self.galleries.remove(prev.visitor_id)
+                self._versions.pop(prev.visitor_id, None)
+                self._forget_tracks(prev.visitor_id)
+                prev = None
             provisional = prev is not None and prev.kind == "new" and prev.visitor_id is not None
             created_here = frozenset({prev.visitor_id}) if provisional else frozenset()
             match = self._match(vector, ts, exclude=created_here)

@@ -184,3 +184,30 @@ def test_doctor_requires_the_face_models_only_for_identification_cameras(tmp_pat
     assert run(False).status == "ok"
     result = run(True)
     assert result.status == "fail" and "yunet-n" in result.detail and "mobilefacenet" in result.detail
+
+
+def test_counting_is_the_same_with_identification_on_off_or_failing() -> None:
+    from agent.identity.pipeline import FacePipeline
+
+    class Broken(FacePipeline):
+        def track_faces(self, *args: Any) -> list:  # noqa: ANN401
+            raise RuntimeError("face model exploded")
+
+    real = face_pipeline()
+    camera = CameraConfig(name="door", url="video.gif", identification=True, analytics={
+        "lines": [{"name": "mid", "start": (0.5, 0.0), "end": (0.5, 1.0)}],
+        "zones": [{"name": "all", "polygon": [(0, 0), (1, 0), (1, 1), (0, 1)]}]})
+    frames = video_frames()
+    hooks = {"off": None, "on": IdentityHook("door", real, None),
+             "failing": IdentityHook("door", Broken(real.detector, real.embedder, real.cfg), None)}
+    runs = {}
+    for name, hook in hooks.items():
+        processor = FrameProcessor(camera, VisionConfig(), build_detector("light-person", SHARED_MODELS, threads=1))
+        processor.identity = hook
+        results = [processor.process(Frame(image=image, ts=1_700_000_000.0 + i * 0.085, index=i))
+                   for i, image in enumerate(frames)]
+        runs[name] = ([(r.detected, r.tracks, repr(r.events)) for r in results], processor.status()["live"])
+    assert any(tracks for _, tracks, _ in runs["off"][0]), "the clip has people: the comparison means something"
+    assert runs["on"] == runs["off"] and runs["failing"] == runs["off"]
+    assert hooks["on"].counts["decisions"] >= 1, "identification really ran"
+    assert hooks["failing"].counts["errors"] >= 1 and hooks["failing"].counts["decisions"] == 0

@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import json
 import re
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +39,7 @@ def test_identification_is_off_by_default_and_refuses_to_run_without_a_key(tmp_p
     service, error = open_identity(on, db_path, outbox)
     assert service is None and "embedding_key_file" in error and "init-key" in error
     with pytest.raises(IdentityKeyError, match="embedding_key_file"):
-        IdentityMaintenance(on.identity, db_path, None, error=error)
+        IdentityMaintenance(on.identity, db_path, None, error=error).run(threading.Event())
 
 
 def test_embeddings_are_encrypted_at_rest_and_stored_apart(make_service, db_path, key_file, tmp_path) -> None:
@@ -192,3 +194,45 @@ def test_logs_never_carry_embeddings(make_service, caplog) -> None:
     assert caplog.records  # the purge logged something: the scan below looked at real output
     assert not re.search(r"(-?\d*\.\d+(e-?\d+)?[,\s\]]+){8,}", text)  # no run of floats (a vector) anywhere
     assert "array(" not in text and "embedding_b64" not in text
+
+
+def test_a_deletion_by_another_process_stores_no_more_faces_of_the_person(make_service, db_path) -> None:
+    from agent.identity.audit import forget
+    from agent.store import connect
+
+    svc = make_service()
+    first = svc.observe("door", 1, sighting(person(1), 0), 0.9, T0)
+    other = connect(db_path)  # `store-agent identities forget` while the track is still in view
+    with repo.transaction(other):
+        forget(other, first.visitor_id, actor="cli", now=T0 + 1)
+    other.close()
+    again = svc.observe("door", 1, sighting(person(1), 1), 0.9, T0 + 2)  # before the service's refresh
+    assert again.visitor_id != first.visitor_id
+    conn = svc.conn
+    assert conn.execute("SELECT COUNT(*) FROM identity_links WHERE identity_id = ?",
+                        (first.visitor_id,)).fetchone()[0] == 0
+    assert repo.get_identity(conn, first.visitor_id) is None and repo.is_tombstoned(conn, first.visitor_id)
+    assert first.visitor_id not in svc.galleries
+
+
+def test_retention_purge_removes_orphaned_embeddings(make_service) -> None:
+    svc = make_service()
+    kept = svc.observe("door", 1, sighting(person(1), 0), 0.9, T0)
+    conn = svc.conn
+    with repo.transaction(conn):
+        repo.add_embedding(conn, svc.cipher, "gone-id", person(2), 0.9)  # its identity row is missing
+    assert conn.execute("SELECT COUNT(*) FROM identity_embeddings").fetchone()[0] == 2
+    svc.purge(now=T0 + 1)
+    assert conn.execute("SELECT COUNT(*) FROM identity_embeddings").fetchone()[0] == 1
+    assert repo.embedding_count(conn, kept.visitor_id) == 1
+
+
+def test_retention_purge_runs_even_when_identification_is_broken(make_service, db_path) -> None:
+    svc = make_service(retention_days=30)
+    old = svc.observe("door", 1, sighting(person(1), 0), 0.9, time.time() - 31 * DAY)
+    # The key file went missing: no service, the component fails with the reason, but still purges first.
+    maintenance = IdentityMaintenance(IdentityConfig(retention_days=30), db_path, None,
+                                      error="identity disabled: key file missing")
+    with pytest.raises(IdentityKeyError, match="key file missing"):
+        maintenance.run(threading.Event())
+    assert maintenance.purged == 1 and repo.get_identity(svc.conn, old.visitor_id) is None
