@@ -19,8 +19,19 @@ DEFAULT_STREAM_PRIORITIES: dict[str, int] = {
     "telemetry/aggregates": 0,
     "cmd-result": 0,
     "events/gap": 0,
+    # Rare and acted on by people: a watchlist "possible match", a person's confirm/dismiss of it (the audit
+    # trail) and a cold-chain alarm are never shed and go out before routine events.
+    "events/watchlist_hit": 0,
+    "events/watchlist_decision": 0,
+    "events/esl_alarm": 0,
     "events": 1,
+    # Bulky or derived: raw scale readings (the weighing is the record) and learned product embeddings (the
+    # gallery keeps them on the box) are shed before the other events.
+    "events/scale": 3,
+    "events/product_learned": 3,
     "telemetry": 2,
+    # Per-gateway label-state snapshots: each one supersedes the last.
+    "telemetry/esl_gateway": 3,
 }
 
 _DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -416,6 +417,17 @@ def test_agent_example_commented_device_blocks_are_valid(tmp_path: Path) -> None
     cfg = load_config(write_toml(tmp_path, head + uncommented), env={})
     assert [c.name for c in cfg.cameras] == ["entrance"]
     assert len(cfg.scales) == 1 and len(cfg.esl_gateways) == 1
+    analytics = cfg.cameras[0].analytics
+    assert [x.name for x in analytics.lines] == ["door"] and analytics.zones[0].kind == "queue"
+    assert cfg.identity.embedding_key_file is not None and cfg.products.cameras[0].scale == "deli-1"
+
+
+def test_agent_example_has_every_section() -> None:
+    text = (REPO_ROOT / "configs" / "agent.example.toml").read_text(encoding="utf-8")
+    tables = set(re.findall(r"^[# ]*\[\[?([a-z_]+)\]\]?\s*(?:#.*)?$", text, re.MULTILINE))
+    sections = {name for name, field in AgentConfig.model_fields.items()
+                if name not in ("store_id", "data_dir", "log_level")}
+    assert sorted(sections - tables) == []
 
 
 def test_demo_config_values() -> None:
