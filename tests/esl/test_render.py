@@ -3,6 +3,8 @@ for images, a content hash that follows the content, barcodes that decode, batch
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -191,3 +193,14 @@ def test_batch_rendering_on_two_processes_equals_sequential_rendering() -> None:
     assert [r.hash for r in batch] == [r.hash for r in sequential]
     assert np.array_equal(np.asarray(batch[7].image), np.asarray(sequential[7].image))
     assert batch[7].image.getpalette()[:9] == sequential[7].image.getpalette()[:9]
+
+
+def test_validity_shows_the_last_day_the_promo_applies_when_it_ends_at_midnight() -> None:
+    y, m, d = time.localtime(AT + 3 * 86400)[:3]
+    midnight = time.mktime((y, m, d, 0, 0, 0, 0, 0, -1))  # the promo no longer applies on day d
+
+    def label(end: float):
+        return render(replace(PROMO, promo_end=end), "29bwr")
+
+    assert label(midnight).hash == label(midnight - 1).hash  # "until" day d - 1 both
+    assert label(midnight).hash != label(midnight + 12 * 3600).hash  # "until" day d
