@@ -116,6 +116,8 @@ def evaluate_faces(directory: Path, pipeline: FacePipeline, threshold: float) ->
     tar2, _ = tar_at_far(genuine, impostor, 1e-2)
     tar3, _ = tar_at_far(genuine, impostor, 1e-3)
     rank1, open_set = rank1_and_open_set(emb, lab, threshold)
-    return {"identities": len(identities), "images": images, "tar_at_far_1e-2": tar2, "tar_at_far_1e-3": tar3,
-            "rank1": rank1, "open_set_false_accept": open_set, "threshold": threshold,
-            "ms_per_face": round(1000 * float(np.mean(times)), 2)}
+    out = {"identities": len(identities), "images": images, "tar_at_far_1e-2": tar2, "tar_at_far_1e-3": tar3,
+           "rank1": rank1, "open_set_false_accept": open_set, "threshold": threshold,
+           "ms_per_face": round(1000 * float(np.mean(times)), 2)}
+    # A figure without pairs to measure (e.g. one photo per identity) is null: NaN is not valid JSON.
+    return {k: None if isinstance(v, float) and np.isnan(v) else v for k, v in out.items()}

@@ -176,3 +176,16 @@ def test_fuzzed_watchlist_bodies_never_crash_the_processor(env) -> None:
 
     run()
     assert svc.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_watchlist_embeddings_from_a_command_are_stored_only_encrypted(env, db_path) -> None:
+    svc, send, _ = env
+    assert send("watchlist.upsert", {"entries": [entry("wl-enc", 31)]}).status == "applied"
+    assert send("optout.add", {"embeddings": [person(32).tolist()]}).status == "applied"
+    svc.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    raw = b"".join(p.read_bytes() for p in db_path.parent.glob(db_path.name + "*"))
+    assert svc.conn.execute("SELECT COUNT(*) FROM identity_embeddings").fetchone()[0] == 3
+    for seed in (31, 32):
+        vec = person(seed)
+        assert vec.astype("<f4").tobytes()[:16] not in raw  # neither the command's nor the normalised floats
+        assert b64(vec)[:24].encode() not in raw and repr(float(vec[0]))[:10].encode() not in raw

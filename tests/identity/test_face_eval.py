@@ -92,3 +92,20 @@ def test_replay_reports_visitor_ids_against_the_true_number() -> None:
     ident = out["identity"]
     assert ident["visitor_ids"] == 2 and ident["true_people"] == 2
     assert ident["extra_ids"] == 0 and ident["missing_ids"] == 0
+
+
+def test_eval_faces_json_stays_valid_without_genuine_pairs(tmp_path: Path) -> None:
+    root = tmp_path / "singles"
+    for name in SUBSET[:2]:  # one photo per identity: no genuine pair, no probe
+        (root / name).mkdir(parents=True)
+        (root / name / f"{name}_0001.jpg").symlink_to(FACES_DIR / name / f"{name}_0001.jpg")
+    result = CliRunner().invoke(app, ["eval", "faces", str(root), "--model-dir", str(SHARED_MODELS), "--threads",
+                                      "1", "--json"])
+    assert result.exit_code == 0, result.output
+
+    def reject(constant: str) -> None:
+        raise AssertionError(f"{constant} is not valid JSON")
+
+    out = json.loads(result.stdout, parse_constant=reject)
+    assert set(out) == EVAL_KEYS and out["images"] == 2
+    assert out["tar_at_far_1e-2"] is None and out["rank1"] is None

@@ -4,6 +4,7 @@ or written anywhere (data dir, temp dir), in the live pipeline with the real ide
 from __future__ import annotations
 
 import contextlib
+import json
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from agent.vision.processor import FrameProcessor
 from agent.vision.replay import replay
 from agent.vision.source import Frame
 from tests.identity.face_support import HEAD_POSE_VIDEO, SHARED_MODELS, face_pipeline, files_with_image_magic, video_frames
+from tests.identity.test_privacy import _embedding_like
 from models import runtime
 from models.detectors import build_detector
 
@@ -115,6 +117,10 @@ def test_live_identification_writes_no_image(tmp_path: Path, monkeypatch: pytest
     assert service.status()["galleries"].get("visitor", 0) >= 2, "their embeddings are in the visitor gallery"
     assert image_encoders == []
     assert files_with_image_magic(tmp_path) == []
+    # What is queued for the cloud: pseudonymous ids and events, no embedding (sharing is off by default).
+    rows = [(stream, json.loads(body)) for stream, body in service.conn.execute("SELECT stream, body FROM outbox")]
+    assert [s for s, _ in rows].count("events/visitor") == 2
+    assert [(s, _embedding_like(b)) for s, b in rows if _embedding_like(b)] == []
 
 
 def test_replay_with_identification_writes_no_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
