@@ -34,6 +34,8 @@ from devices.esl.model import HW_TYPES
 from sync.outbox import Outbox
 
 log = logging.getLogger(__name__)
+#: Labels per ``telemetry/esl_delivery`` message.
+DELIVERY_BATCH = 200
 
 
 def backend_for(cfg: EslGatewayConfig) -> GatewayBackend:
@@ -190,15 +192,17 @@ class EslGatewayComponent:
             self.outbox.enqueue(stream, body)
 
     def _report_confirmations(self, confirmed: list[Confirmation]) -> None:
-        if not confirmed:
-            return
-        times = [c.confirmed_at - c.desired_since for c in confirmed]
-        self._enqueue("telemetry/esl_delivery", {
-            "gateway": self.cfg.name, "confirmed": len(confirmed),
-            "time_to_shelf_s": {"p50": percentile(times, 0.5), "p95": percentile(times, 0.95), "max": max(times)},
-            "labels": [{"label": c.mac, "plu": c.plu, "time_to_shelf_s": round(c.confirmed_at - c.desired_since, 3),
-                        "pushes": c.pushes} for c in confirmed[:200]]})
-        self.sent["delivery"] += 1
+        # One message per 200 labels: a mass price change confirms thousands at once, and every label's time to
+        # shelf must reach the cloud (each message summarises its own labels).
+        for start in range(0, len(confirmed), DELIVERY_BATCH):
+            batch = confirmed[start:start + DELIVERY_BATCH]
+            times = [c.confirmed_at - c.desired_since for c in batch]
+            self._enqueue("telemetry/esl_delivery", {
+                "gateway": self.cfg.name, "confirmed": len(batch),
+                "time_to_shelf_s": {"p50": percentile(times, 0.5), "p95": percentile(times, 0.95), "max": max(times)},
+                "labels": [{"label": c.mac, "plu": c.plu, "time_to_shelf_s": round(t, 3), "pushes": c.pushes}
+                           for c, t in zip(batch, times)]})
+            self.sent["delivery"] += 1
 
     def _alerts(self, conn: Any, monitor: AlertMonitor, rec: Reconciler, now: float) -> None:
         changes = monitor.evaluate(list(rec.labels.values()), now)

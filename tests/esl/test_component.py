@@ -94,3 +94,24 @@ def test_fridge_alarm_raises_and_clears(running) -> None:
     assert [a["state"] for a in alarms] == ["raised", "cleared"] and alarms[0]["median_c"] == 9.0
     assert conn.execute("SELECT active FROM esl_alarms WHERE key = 'cold_chain:dairy'").fetchone() == (0,)
     assert wait_until(lambda: bool(streams(conn, "telemetry/esl_temperature")), 5)
+
+
+def test_every_confirmed_label_reaches_the_delivery_telemetry(db) -> None:
+    """A mass price change confirms thousands of labels in one step: none of their times may be dropped."""
+    from agent.esl.reconciler import Confirmation
+
+    outbox = Outbox(db, store_id="s1", boot_id="b", priority_for=SyncConfig().priority_for, connect=connect)
+    cfg = EslGatewayConfig(name="gw", url="http://127.0.0.1:1")
+    component = EslGatewayComponent(cfg, db, outbox)
+    confirmed = [Confirmation(f"0000AABB{i:08X}", str(i), 100.0, 101.0, 100.0 + 1 + i % 7, 1) for i in range(450)]
+    component._report_confirmations(confirmed)
+    outbox.close()
+    conn = connect(db)
+    try:
+        bodies = streams(conn, "telemetry/esl_delivery")
+    finally:
+        conn.close()
+    labels = [entry["label"] for body in bodies for entry in body["labels"]]
+    assert sorted(labels) == sorted(c.mac for c in confirmed)
+    assert sum(body["confirmed"] for body in bodies) == 450
+    assert all(len(body["labels"]) <= 200 for body in bodies)
