@@ -14,6 +14,7 @@ Adding a check (e.g. cameras) is one line in the module that owns it::
 """
 
 from agent.doctor.broker_check import check_broker
+from agent.doctor.capability_checks import check_label_fonts, check_local_bus, check_products
 from agent.doctor.checks import (
     check_clock,
     check_config,
@@ -47,6 +48,9 @@ register_check(check_signing_keys)
 register_check(check_models)
 register_check(check_identity)
 register_check(check_esl_gateways)
+register_check(check_label_fonts)
+register_check(check_products)
+register_check(check_local_bus)
 
 __all__ = [
     "Check",

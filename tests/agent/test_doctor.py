@@ -30,7 +30,7 @@ from tests.support.mosquitto import MosquittoBroker, free_port
 
 KEY = base64.b64encode(bytes(range(32))).decode()
 BUILTIN = ["config", "data_dir", "disk", "clock", "broker", "serial_ports", "signing_keys", "models", "identity",
-           "esl_gateways"]
+           "esl_gateways", "label_fonts", "products", "local_bus"]
 NEEDS_CONFIG = [name for name in BUILTIN if name not in ("config", "clock")]
 
 
