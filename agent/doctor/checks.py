@@ -175,7 +175,9 @@ def check_serial_ports(ctx: DoctorContext) -> CheckResult:
     status = "ok"
     for index, scale in enumerate(scales):
         port = Path(scale.port)
-        if not port.exists():
+        if not scale.enabled:  # the agent does not open it
+            lines.append(f"{scale.name}: disabled, {port} not checked")
+        elif not port.exists():
             status = "fail"
             lines.append(f"{scale.name}: {port} does not exist")
             fixes.append(f"connect the scale or correct scales[{index}].port (see `ls -l /dev/serial/by-id/`)")

@@ -75,3 +75,12 @@ def test_products_head_shipped_custom_and_broken(tmp_path: Path) -> None:
     assert bad.status == "fail" and "products.head" in bad.fix
     missing = run(write_config(tmp_path, extra=_products(str(tmp_path / "nope.npz"))))["products"]
     assert missing.status == "fail"
+
+
+def test_a_disabled_scale_port_is_not_checked(tmp_path: Path) -> None:
+    scales = ('[[scales]]\nname = "a"\nport = "/dev/nope-a"\nprotocol = "mt-sics"\nenabled = false\n'
+              '[[scales]]\nname = "b"\nport = "/dev/nope-b"\nprotocol = "mt-sics"\n')
+    checks = {r.name: r for r in run_doctor(write_config(tmp_path, extra=scales), env={}, timeout_s=1.0)}
+    serial = checks["serial_ports"]
+    assert serial.status == "fail" and "a: disabled" in serial.detail and "/dev/nope-b does not exist" in serial.detail
+    assert "/dev/nope-a does not exist" not in serial.detail
