@@ -311,7 +311,7 @@ class IdentityService:
                    "score": _round(score), "camera": camera, "track_id": int(track_id), "ts": ts,
                    "needs_confirmation": True}
         alerts.append(payload)
-        stream = "events/watchlist_hit" if member.gallery == "watchlist" else "events/vip_hit"
+        stream = "events/watchlist_hit"  # also for a VIP (issue contract); ``gallery`` in the body tells them apart
         body = {k: payload[k] for k in ("alert_id", "match", "gallery", "watchlist_kind", "identity_id", "score",
                                          "camera", "ts")}
         decision = Decision(kind, member.id, score, member.gallery, watchlist_kind=member.kind, alert_id=alert_id)
