@@ -297,4 +297,26 @@ def open_embedder(model: str | Path | ModelSpec, *, model_dir: Path | None = Non
         default = IMAGENET_ONNX if path.suffix.lower() == ".onnx" else Preprocess()
     if isinstance(head, (str, Path)):
         head = load_head(head)
-    return ImageEmbedder(runner, preprocess or default, head=head, flip_tta=flip_tta, name=name)
+    return ImageEmbedder(runner, preprocess or fit_input(default, runner), head=head, flip_tta=flip_tta,
+                         name=name)
+
+
+def fit_input(preprocess: Preprocess, runner: Runner) -> Preprocess:
+    """``preprocess`` with the size and layout a static image input declares (``(1, 3, H, W)`` or
+    ``(1, H, W, 3)``), so a model file with another input size plugs in without code; unchanged otherwise.
+
+    Example:
+        >>> fit_input(IMAGENET_ONNX, _ConstRunner()).size, fit_input(IMAGENET_ONNX, _ConstRunner()).layout
+        ((4, 4), 'nhwc')
+    """
+    from dataclasses import replace
+
+    shapes = getattr(runner, "input_shapes", None) or [None]
+    shape = shapes[0]
+    if shape is None or len(shape) != 4 or not all(isinstance(d, int) and d > 0 for d in shape[1:]):
+        return preprocess
+    if shape[1] == 3:
+        return replace(preprocess, layout="nchw", size=(shape[3], shape[2]))
+    if shape[3] == 3:
+        return replace(preprocess, layout="nhwc", size=(shape[2], shape[1]))
+    return preprocess
