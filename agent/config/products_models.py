@@ -38,7 +38,8 @@ class ProductsConfig(Section):
                           description="Recognise products on scales that have a camera in [[products.cameras]].")
     embedder: str = Field(default="mobilenet-v1-embedding", min_length=1, title="Embedding model",
                           description="Registry name of the product feature extractor, or a path to an .onnx / "
-                          ".tflite embedding model (ONNX: NCHW float RGB with ImageNet mean/std).")
+                          ".tflite embedding model (ONNX: float RGB with ImageNet mean/std, at the input size "
+                          "and layout the model declares).")
     head: str = Field(default="grocery_wccn_lda", title="Projection head",
                       description="Learned metric head applied to the embedding: a shipped head's name, a path to "
                       "an .npz from scripts/train_product_head.py, or '' for none. Changing it starts a new "
