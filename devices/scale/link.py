@@ -33,6 +33,8 @@ class Counters:
     frames: int = 0
     readings: int = 0
     garbage_bytes: int = 0
+    #: Frames that were started but never completed (dropped at the next request or on close).
+    partial_frames: int = 0
     parity_errors: int = 0
     timeouts: int = 0
     errors: int = 0
@@ -104,12 +106,17 @@ class ScaleLink:
     def close(self) -> None:
         """Close the port (never raises); a held partial frame counts as garbage."""
         if self._ser is not None:
-            self.counters.garbage_bytes += self.parser.reset()
+            self._drop_partial()
             try:
                 self._ser.close()
             except (OSError, serial.SerialException):
                 pass
             self._ser = None
+
+    def _drop_partial(self) -> None:
+        dropped = self.parser.reset()
+        self.counters.garbage_bytes += dropped
+        self.counters.partial_frames += dropped > 0
 
     def send(self, data: bytes) -> None:
         """Write ``data`` and wait until it left."""
@@ -159,7 +166,7 @@ class ScaleLink:
         Frames that are not the answer (continuous readings, late answers) go to ``on_other``.
         """
         request = self.protocol.request(command)
-        self.counters.garbage_bytes += self.parser.reset()
+        self._drop_partial()
         self.counters.requests += 1
         self.send(request)
         deadline = time.monotonic() + timeout_s
