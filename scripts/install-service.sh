@@ -100,6 +100,9 @@ fi
 for group in dialout video; do
     if getent group "${group}" >/dev/null; then usermod -a -G "${group}" "${SERVICE_USER}"; fi
 done
+# The data directory (systemd's StateDirectory= creates it too, but only at the first start): models can be
+# pulled into it as the service user before that.
+install -d -m 0750 -o "${SERVICE_USER}" -g "${SERVICE_USER}" "${STATE_DIR}"
 
 # ---- program ---------------------------------------------------------------------------
 step "installing the agent from ${REPO} into ${VENV}"

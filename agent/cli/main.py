@@ -108,7 +108,8 @@ def _render_status(info: dict) -> str:
 
 @app.command()
 def doctor(config: ConfigOption = DEFAULT_CONFIG, as_json: JsonOption = False) -> None:
-    """Check config, disk, clock, broker/TLS, serial ports, keys and models; say how to fix each failure."""
+    """Check config, disk, clock, broker/TLS, serial ports, keys, models, face key, label gateways and fonts,
+    local bus; say how to fix each failure."""
     from agent.doctor import exit_code, render_text, run_doctor
 
     results = run_doctor(config)
