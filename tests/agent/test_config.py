@@ -63,6 +63,9 @@ def test_schema_gives_every_property_a_title_and_description() -> None:
     schema = config_schema()
     models = {"AgentConfig": schema, **schema["$defs"]}
     assert "SyncConfig" in models and "TlsConfig" in models
+    assert {"CameraConfig", "ZoneConfig", "ScaleConfig", "EslGatewayConfig", "FridgeGroupConfig", "IdentityConfig",
+            "FaceQualityConfig", "ProductsConfig", "ScaleCameraConfig", "LocalBusConfig", "VisionConfig",
+            "ModelsConfig"} <= set(models)
     missing = [
         f"{model}.{name}"
         for model, definition in models.items()
