@@ -1,7 +1,7 @@
 """A reference scale screen served at ``GET /screen?scale=<name>`` by the candidates endpoint.
 
-Plain HTML + a few lines of JavaScript, no external assets: it polls ``/candidates/<scale>``, shows one button
-per candidate (name, price, total), "none of these", and a PLU field for products not shown, and posts the
+Plain HTML + a few lines of JavaScript, no external assets: it polls ``/candidates/<scale>`` (404 once the tray
+was emptied: the list is cleared), shows one button per candidate (name, price, total), "none of these", and a PLU field for products not shown, and posts the
 choice to ``/confirm``. Real screens use the same two calls (or the local bus); this page shows how.
 """
 
@@ -49,6 +49,9 @@ async function poll() {
   try {
     const r = await fetch("/candidates/" + encodeURIComponent(scale));
     if (r.ok) { const p = await r.json(); if (!current || p.weighing_id !== current.weighing_id) render(p); }
+    else if (r.status === 404 && current) {  // the tray was emptied: no stale choices for the next customer
+      current = null; document.getElementById("weight").textContent = "–";
+      document.getElementById("list").innerHTML = ""; }
   } catch (e) {}
   setTimeout(poll, 500);
 }

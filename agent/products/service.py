@@ -5,7 +5,8 @@ freshest tray frame → embed → top-k PLU candidates (weight plausibility from
 local bus (``scale/<name>/candidates``) and served by the screen endpoint (:mod:`agent.products.http_api`).
 A confirmation (HTTP ``POST /confirm`` or local bus ``scale/<name>/confirm``) records the weighing
 (``weighings`` table + ``events/weighing``), learns the embedding under the chosen PLU (``events/product_learned``)
-and is echoed on ``scale/<name>/weighing``. Per-scale statistics go to ``telemetry/aggregates`` every interval.
+and is echoed on ``scale/<name>/weighing``. A ``removed`` event clears the scale's candidates (``GET`` answers 404,
+``scale/<name>/removed`` is published). Per-scale statistics go to ``telemetry/aggregates`` every interval.
 
 Everything that touches SQLite runs on the component's own thread: the hook, HTTP and bus callbacks only queue
 jobs, so a slow screen never delays the scale and one connection serves the whole component.
@@ -82,11 +83,13 @@ class WeighingService:
         return str(getattr(e, "space", e.name)), int(e.dim)
 
     def on_scale_event(self, event: Any) -> None:
-        """Listener hook of the scale component: acts on ``stable`` events of scales that have a camera."""
-        if getattr(event, "kind", None) != "stable" or event.scale not in self.cameras:
+        """Listener hook of the scale component: acts on ``stable`` (recognise) and ``removed`` (clear the
+        screen) events of scales that have a camera."""
+        kind = getattr(event, "kind", None)
+        if kind not in ("stable", "removed") or event.scale not in self.cameras:
             return
         try:
-            self._jobs.put_nowait(("stable", event))
+            self._jobs.put_nowait((kind, event))
         except queue.Full:
             self.counts["dropped_events"] += 1
 
@@ -163,6 +166,8 @@ class WeighingService:
         try:
             if kind == "stable":
                 self._on_stable(conn, job[1])
+            elif kind == "removed":
+                self._on_removed(job[1])
             elif kind == "confirm":
                 _, wid, plu, future, _ = job
                 try:
@@ -222,6 +227,12 @@ class WeighingService:
                               "candidates": candidates, "ts": event.ts}
         with transaction(conn):
             record_weighing(conn, Weighing(wid, event.scale, event.ts, weight, candidates, latency_ms))
+
+    def _on_removed(self, event: Any) -> None:
+        # The platter is empty: the next customer must not see (and confirm) the last one's candidates. The
+        # weighing stays confirmable by its id until pending_ttl_s.
+        if self._latest.pop(event.scale, None) is not None and self.bus is not None:
+            self.bus.publish(f"scale/{event.scale}/removed", {"scale": event.scale, "ts": round(event.ts, 3)})
 
     def _on_confirm(self, conn: Any, wid: str, plu: str | None) -> dict[str, Any]:
         assert self.repo is not None

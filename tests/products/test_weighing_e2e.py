@@ -151,6 +151,8 @@ def test_stable_weight_to_candidates_confirmation_and_learning(stack: dict, groc
     seq = stack["rig"].last_seq
     stack["rig"].clear()
     assert stack["rig"].wait_for("removed", after=seq, timeout=5) is not None
+    cleared = json.loads(stack["watcher"].expect_message(5, topic=f"{PREFIX}/scale/s1/removed").payload)
+    assert cleared["scale"] == "s1" and _http("GET", f"{base}/candidates/s1")[0] == 404
     shutil.copy(grocery / "val/Fruit/Kiwi/Kiwi_001.jpg", stack["tray"])
     second = _weigh(stack, 0.31)
     assert second["candidates"][0]["plu"] == "4030"

@@ -97,6 +97,7 @@ def test_tray_roi_is_embedded_and_prices_follow_price_update(tmp_path: Path, gro
             seq = rig.last_seq
             rig.clear()
             assert rig.wait_for("removed", after=seq, timeout=5) is not None
+            assert _wait(lambda: service.latest("s1") is None)  # the emptied tray's screen shows no old choices
             rig.place(0.4)
             assert _wait(lambda: service.counts["candidates"] == 2)
             second = service.latest("s1")
