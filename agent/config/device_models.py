@@ -151,7 +151,8 @@ class ScaleConfig(Section):
     camera: str = Field(
         default="",
         title="Tray camera",
-        description="Name of the camera above the tray used for product recognition; empty = none.",
+        description="Name of the [[cameras]] entry above the tray used for product recognition (an unknown name "
+        "is a config error); empty = none.",
     )
     tray_roi: list[float] = Field(
         default_factory=lambda: [0.0, 0.0, 1.0, 1.0],
