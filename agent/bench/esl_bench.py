@@ -31,11 +31,12 @@ from agent.pricebook.article import Article
 from agent.store import connect, open_store
 
 
-def start_simulator(labels: int, interval_s: float, failure_rate: float, seed: int) -> tuple[subprocess.Popen, dict]:
+def start_simulator(labels: int, interval_s: float, failure_rate: float, seed: int,
+                    failure_mode: str = "drop") -> tuple[subprocess.Popen, dict]:
     """``store-agent esl simulate-ap`` in a child process; returns it and its JSON banner."""
     cmd = [sys.executable, "-c", "from agent.cli.main import app; app()", "esl", "simulate-ap", "--port", "0",
            "--labels", str(labels), "--interval", str(interval_s), "--failure-rate", str(failure_rate),
-           "--seed", str(seed), "--quiet-checkins", "--json"]
+           "--seed", str(seed), "--failure-mode", failure_mode, "--quiet-checkins", "--json"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     line = proc.stdout.readline() if proc.stdout else ""
     if not line:
@@ -45,15 +46,17 @@ def start_simulator(labels: int, interval_s: float, failure_rate: float, seed: i
 
 
 def run_esl_bench(labels: int = 10_000, failure_rate: float = 0.05, interval_s: float = 5.0,
-                  render_labels: int | None = None, timeout_s: float = 600.0, seed: int = 1) -> dict[str, Any]:
+                  render_labels: int | None = None, timeout_s: float = 600.0, seed: int = 1,
+                  failure_mode: str = "drop") -> dict[str, Any]:
     """Run the benchmark; see the module doc for the figures."""
     from devices.esl.render_batch import bench_render
 
     render_rate = bench_render(render_labels or labels, processes=2)
-    proc, info = start_simulator(labels, interval_s, failure_rate, seed)
+    proc, info = start_simulator(labels, interval_s, failure_rate, seed, failure_mode)
     workdir = Path(tempfile.mkdtemp(prefix="esl-bench-"))
     try:
-        return _reconcile(info, labels, failure_rate, interval_s, timeout_s, workdir, render_rate)
+        return {**_reconcile(info, labels, failure_rate, interval_s, timeout_s, workdir, render_rate),
+                "failure_mode": failure_mode}
     finally:
         proc.terminate()
         try:

@@ -179,13 +179,19 @@ def bench_esl(
     interval: Annotated[float, typer.Option(min=0.5, help="Label check-in interval of the simulator, s "
                                             "(compressed from the real ~40 s).")] = 5.0,
     timeout: Annotated[float, typer.Option(min=10, help="Give up after this many seconds.")] = 600.0,
+    failure_mode: Annotated[str, typer.Option(help="Simulator after a failed transfer: drop (queue dropped, "
+                                              "early retry) or hardware (queue kept, retry at the next check-in, "
+                                              "as OpenEPaperLink firmware; see docs/esl.md).")] = "drop",
     as_json: JsonOption = False,
 ) -> None:
     """Render rate, then price changes through the simulated OpenEPaperLink AP: confirmed fraction within 2
     check-in cycles, cycles to confirm (p99), time to shelf (p50/p99)."""
     from agent.bench.esl_bench import run_esl_bench
 
-    result = run_esl_bench(labels=labels, failure_rate=failure_rate, interval_s=interval, timeout_s=timeout)
+    if failure_mode not in ("drop", "hardware"):
+        raise typer.BadParameter("use drop or hardware", param_hint="--failure-mode")
+    result = run_esl_bench(labels=labels, failure_rate=failure_rate, interval_s=interval, timeout_s=timeout,
+                           failure_mode=failure_mode)
     if as_json:
         print_json(result)
     else:

@@ -121,12 +121,21 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[Optional[int], typer.Option(help="Random seed (failures, check-in phases).")] = None,
         quiet_checkins: Annotated[bool, typer.Option("--quiet-checkins", help="Send websocket tag updates only "
                                                      "when something changed (not on idle check-ins).")] = False,
+        failure_mode: Annotated[str, typer.Option(help="After a failed transfer: drop (the AP drops the queue, "
+                                                  "the tag retries after a quarter interval) or hardware (as "
+                                                  "OpenEPaperLink firmware: queue kept, retry at the next "
+                                                  "check-in, dropped after --pending-ttl).")] = "drop",
+        pending_ttl: Annotated[float, typer.Option(min=0.01, help="hardware mode: the AP drops an undelivered "
+                                                   "image this long after it was queued, s (real: ~1 day).")]
+        = 86_400.0,
         as_json: JsonOption = False,
     ) -> None:
         """Run a protocol-faithful OpenEPaperLink AP simulator (or the vendor REST one) until Ctrl-C."""
         from devices.esl.sim.oepl_ap import OeplApSimulator
         from devices.esl.sim.vendor_ap import VendorApSimulator
 
+        if failure_mode not in ("drop", "hardware"):
+            raise typer.BadParameter("use drop or hardware", param_hint="--failure-mode")
         macs = [f"0000AABBCC{i:06X}" for i in range(labels_n)]
         sim: Any
         if vendor:
@@ -135,7 +144,8 @@ def register(app: typer.Typer) -> None:
             sim.add_labels(macs[:fridge], temperature=4.0)
         else:
             sim = OeplApSimulator(host=host, port=port, interval_s=interval, failure_rate=failure_rate, seed=seed,
-                                  broadcast_idle=not quiet_checkins)
+                                  broadcast_idle=not quiet_checkins, failure_mode=failure_mode,
+                                  pending_ttl_s=pending_ttl)
             sim.add_tags(macs[fridge:], hw_type=hw_type)
             sim.add_tags(macs[:fridge], hw_type=hw_type, temperature=4.0)
         try:
@@ -144,7 +154,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"cannot listen on {host}:{port}: {exc}", err=True)
             raise typer.Exit(1) from exc
         info = {"url": sim.url, "backend": "vendor-rest" if vendor else "openepaperlink", "labels": macs,
-                "interval_s": interval, "failure_rate": failure_rate}
+                "interval_s": interval, "failure_rate": failure_rate, "failure_mode": failure_mode}
         if as_json:
             print_json(info)
         else:

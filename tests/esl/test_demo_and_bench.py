@@ -26,3 +26,14 @@ def test_esl_bench_small_run_loses_nothing() -> None:
     assert result["labels"] == 300 and result["lost"] == 0 and result["confirmed_total"] == 1.0
     assert result["render_labels_per_s"] > 0 and result["time_to_shelf_s"]["p50"] > 0
     assert result["confirmed_fraction"] >= 0.95
+
+
+def test_esl_bench_with_hardware_failure_mode_needs_no_re_push() -> None:
+    """As OpenEPaperLink firmware: a failed transfer keeps the AP's queue, so one push per label suffices."""
+    result = run_esl_bench(labels=100, failure_rate=0.2, interval_s=0.5, render_labels=20, timeout_s=60,
+                           failure_mode="hardware")
+    assert result["failure_mode"] == "hardware"
+    assert result["lost"] == 0 and result["confirmed_total"] == 1.0
+    # Re-pushes come only from the agent's own retry timeout (3 failures in a row, 0.8 %), not from every failure
+    # (~25 at this rate when the queue is dropped).
+    assert result["pushes"] <= 106, result

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.request
 
 import pytest
@@ -15,6 +16,7 @@ from devices.esl.backends.base import GatewayError, LabelContent, LedFlash
 from devices.esl.backends.oepl_protocol import decode_led_pattern, encode_led_pattern, image_buffer_hash
 from devices.esl.backends.openepaperlink import OpenEPaperLinkBackend
 from devices.esl.backends.websocket import WebSocketClient
+from devices.esl.sim.tags import TagField
 from tests.esl.conftest import macs, wait_until
 
 
@@ -173,3 +175,70 @@ def test_a_hanging_ap_times_out_and_a_busy_ap_says_come_back_later(ap_factory) -
     with pytest.raises(GatewayError) as err:
         OpenEPaperLinkBackend(ap.url).push(mac, LabelContent("c", image=label_image("1")))
     assert err.value.reason == "busy" and "Come back later" in err.value.message
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def checkin(field, clock: FakeClock, mac: str) -> None:
+    """Advance the clock to the tag's next check-in and run it."""
+    clock.t = field.get(mac).next_checkin
+    field.tick()
+
+
+def test_hardware_failure_mode_keeps_the_queue_and_retries_at_the_next_regular_checkin() -> None:
+    clock = FakeClock()
+    field = TagField(interval_s=40.0, failure_rate=0.999999, seed=1, clock=clock, failure_mode="hardware")
+    mac = macs(1)[0]
+    field.add(mac)
+    assert field.queue_image(mac, "ab" * 16)
+    checkin(field, clock, mac)
+    tag = field.get(mac)
+    assert tag.transfers_failed == 1 and tag.pending_hash == "ab" * 16  # kept, unlike the default "drop" mode
+    assert tag.next_checkin == clock.t + 40.0  # a whole interval, no early wake
+    field.failure_rate = 0.0
+    checkin(field, clock, mac)
+    assert (tag.hash, tag.pending_hash, tag.update_count) == ("ab" * 16, None, 1)  # no re-upload was needed
+    assert field.errors == []
+
+
+def test_hardware_failure_mode_drops_a_pending_image_after_its_ttl_with_xfer_timeout() -> None:
+    clock = FakeClock()
+    field = TagField(interval_s=40.0, failure_rate=0.999999, seed=1, clock=clock, failure_mode="hardware",
+                     pending_ttl_s=100.0)
+    mac = macs(1)[0]
+    field.add(mac)
+    field.queue_image(mac, "cd" * 16)
+    for _ in range(4):  # failures at < 100 s keep it; the check-in past 100 s finds it expired
+        checkin(field, clock, mac)
+    tag = field.get(mac)
+    assert tag.pending_hash is None and tag.hash == "0" * 32
+    assert field.errors == [f"< {mac[-12:]} xfer timeout"] and field.error_count == 1
+    with pytest.raises(ValueError):
+        TagField(failure_mode="sometimes")
+
+
+def test_log_broadcasts_continue_past_the_first_thousand_lines(ap_factory) -> None:
+    ap = ap_factory(interval_s=0.05)
+    mac = macs(1)[0]
+    ap.add_tags([mac])
+    for i in range(1100):  # identical uploads: one "not updating tag" log line each
+        ap.field.queue_image(mac, ap.field.get(mac).hash)
+    assert len(ap.field.log) == 1000 and ap.field.log_count == 1100
+    ws = WebSocketClient(f"ws://127.0.0.1:{ap.port}/ws", timeout_s=2.0)
+    try:
+        ap.field.queue_image(mac, ap.field.get(mac).hash)  # line 1101, after the list is full
+        seen = []
+        deadline = time.monotonic() + 3
+        while not any("logMsg" in m for m in seen) and time.monotonic() < deadline:
+            text = ws.recv_text(timeout_s=0.2)
+            if text:
+                seen.append(json.loads(text))
+    finally:
+        ws.close()
+    assert any("not updating tag" in m.get("logMsg", "") for m in seen)

@@ -44,10 +44,11 @@ class OeplApSimulator:
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, interval_s: float = 40.0,
                  failure_rate: float = 0.0, retry_after_failure_s: float | None = None, seed: int | None = None,
-                 broadcast_idle: bool = True) -> None:
+                 broadcast_idle: bool = True, failure_mode: str = "drop", pending_ttl_s: float = 86_400.0) -> None:
         self.host, self.port = host, port
         self.field = TagField(interval_s=interval_s, failure_rate=failure_rate,
-                              retry_after_failure_s=retry_after_failure_s, seed=seed)
+                              retry_after_failure_s=retry_after_failure_s, seed=seed, failure_mode=failure_mode,
+                              pending_ttl_s=pending_ttl_s)
         self.broadcast_idle = broadcast_idle
         self.running = True  # False: answers 409 "Come back later" like an AP that is not in running state
         self._server: ThreadingHTTPServer | None = None
@@ -101,12 +102,20 @@ class OeplApSimulator:
     def _clock(self) -> None:
         step = min(0.05, self.field.interval_s / 10)
         last_sys = 0.0
+        log_sent, errors_sent = self.field.log_count, self.field.error_count
         while not self._stop.wait(step):
-            log_before = len(self.field.log)
             changed = self.field.tick(include_idle=self.broadcast_idle)
+            # Counts, not list lengths (the lists keep only their last 1000 lines); lines logged by the HTTP
+            # handlers between ticks (e.g. an identical image skipped) are sent too.
+            with self.field.lock:
+                errors = _newest(self.field.errors, self.field.error_count - errors_sent)
+                lines = _newest(self.field.log, self.field.log_count - log_sent)
+                errors_sent, log_sent = self.field.error_count, self.field.log_count
+            for line in errors:
+                self.broadcast({"errMsg": line})
             for i in range(0, len(changed), 25):
                 self.broadcast({"tags": changed[i:i + 25]})
-            for line in self.field.log[log_before:][-50:]:
+            for line in lines:
                 self.broadcast({"logMsg": line})
             now = time.time()
             if now - last_sys >= 5:
@@ -284,6 +293,11 @@ class _Handler(BaseHTTPRequestHandler):
                 if q in self.ap._clients:
                     self.ap._clients.remove(q)
             self.close_connection = True
+
+
+def _newest(lines: list[str], new: int) -> list[str]:
+    """The ``new`` lines added last (at most 50 per tick)."""
+    return lines[-min(new, 50):] if new > 0 else []
 
 
 def _parse_multipart(body: bytes, ctype: str) -> tuple[dict[str, str], dict[str, bytes]]:

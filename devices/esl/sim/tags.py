@@ -4,8 +4,10 @@ Behaviour modelled (DESIGN.md §7): a label wakes every ``interval_s`` (default 
 the AP sends what is pending (an image, an LED command); a new image identical to the current or the pending
 one is skipped; a transfer fails with probability ``failure_rate``, and on that timeout the AP drops the
 label's queue. After a failed transfer the label wakes again after ``retry_after_failure_s`` instead of a whole
-interval (tags retry a broken download on their next short wake) — a simulator assumption, documented in
-docs/esl.md. Each check-in reports temperature, battery and RSSI.
+interval — a simulator assumption, documented in docs/esl.md. ``failure_mode="hardware"`` models what
+OpenEPaperLink firmware does instead: a failed transfer keeps the AP's queue, the tag retries at its next regular
+check-in, and the AP drops a pending image only ``pending_ttl_s`` after it was queued (``xfer timeout``, reported
+in :attr:`TagField.errors`). Each check-in reports temperature, battery and RSSI.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from devices.esl.backends.oepl_protocol import decode_led_pattern
+
+#: ``drop``: a failed transfer drops the label's queue at once (the agent must re-push); ``hardware``: as
+#: OpenEPaperLink firmware, the queue is kept until ``pending_ttl_s`` (see docs/esl.md).
+FAILURE_MODES: tuple[str, ...] = ("drop", "hardware")
 
 
 @dataclass
@@ -34,6 +40,7 @@ class SimTag:
     hash: str = "0" * 32
     pending_hash: str | None = None
     pending_led: dict[str, Any] | None = None
+    pending_since: float = 0.0
     update_count: int = 0
     update_last: float = 0.0
     last_seen: float = 0.0
@@ -63,9 +70,14 @@ class TagField:
     the changed records (to broadcast)."""
 
     def __init__(self, *, interval_s: float = 40.0, failure_rate: float = 0.0, retry_after_failure_s: float | None
-                 = None, seed: int | None = None, clock: Callable[[], float] = time.time) -> None:
+                 = None, seed: int | None = None, clock: Callable[[], float] = time.time,
+                 failure_mode: str = "drop", pending_ttl_s: float = 86_400.0) -> None:
         if not 0.0 <= failure_rate < 1.0:
             raise ValueError("failure_rate must be within [0, 1)")
+        if failure_mode not in FAILURE_MODES:
+            raise ValueError(f"failure_mode must be one of {', '.join(FAILURE_MODES)}")
+        self.failure_mode = failure_mode
+        self.pending_ttl_s = pending_ttl_s
         self.interval_s = interval_s
         self.failure_rate = failure_rate
         self.retry_after_failure_s = retry_after_failure_s if retry_after_failure_s is not None else interval_s / 4
@@ -74,7 +86,10 @@ class TagField:
         self.lock = threading.RLock()
         self.tags: dict[str, SimTag] = {}
         self._due: list[tuple[float, str]] = []  # heap of (next_checkin, mac); stale entries are skipped
-        self.log: list[str] = []
+        self.log: list[str] = []  # the last 1000 lines; ``log_count`` counts every line ever logged
+        self.errors: list[str] = []  # what the AP sends as websocket ``errMsg`` (last 1000; ``error_count``)
+        self.log_count = 0
+        self.error_count = 0
         self.counts = {"checkins": 0, "transfers": 0, "failed": 0, "skipped": 0, "uploads": 0}
 
     def add(self, mac: str, **kw: Any) -> SimTag:
@@ -103,6 +118,7 @@ class TagField:
                 self._log(f"{mac} new image is the same as current or pending; not updating tag")
                 return False
             tag.pending_hash = image_hash
+            tag.pending_since = self.clock()
             return True
 
     def queue_led(self, mac: str, pattern_hex: str | None) -> None:
@@ -148,15 +164,25 @@ class TagField:
             led, tag.pending_led = tag.pending_led, None
             tag.led = None if led.get("stop") else {**led, "until": now + float(led["duration_s"])}
             changed = True
+        if tag.pending_hash is not None and self.failure_mode == "hardware" \
+                and now - tag.pending_since >= self.pending_ttl_s:
+            tag.pending_hash = None  # the AP's pending entry ran out of attempts: XTO, queue dropped
+            self.errors.append(f"< {tag.mac[-12:]} xfer timeout")
+            self.error_count += 1
+            self._log(f"{tag.mac} xfer timeout; pending image dropped")
+            changed = True
         if tag.pending_hash is not None:
             changed = True
             self.counts["transfers"] += 1
             if self.rng.random() < self.failure_rate:
                 self.counts["failed"] += 1
                 tag.transfers_failed += 1
-                tag.pending_hash, tag.pending_led = None, None  # the AP drops the label's queue on a timeout
-                tag.next_checkin = now + self.retry_after_failure_s
-                self._log(f"{tag.mac} transfer timeout; queue dropped")
+                if self.failure_mode == "hardware":  # queue kept; the tag sleeps its normal interval
+                    self._log(f"{tag.mac} transfer failed; pending kept for the next check-in")
+                else:
+                    tag.pending_hash, tag.pending_led = None, None  # the AP drops the label's queue on a timeout
+                    tag.next_checkin = now + self.retry_after_failure_s
+                    self._log(f"{tag.mac} transfer timeout; queue dropped")
             else:
                 tag.hash, tag.pending_hash = tag.pending_hash, None
                 tag.update_count += 1
@@ -169,4 +195,6 @@ class TagField:
 
     def _log(self, line: str) -> None:
         self.log.append(line)
+        self.log_count += 1
         del self.log[:-1000]
+        del self.errors[:-1000]
