@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
@@ -154,7 +154,7 @@ class ScaleConfig(Section):
         description="Name of the [[cameras]] entry above the tray used for product recognition (an unknown name "
         "is a config error); empty = none.",
     )
-    tray_roi: list[float] = Field(
+    tray_roi: list[Annotated[float, Field(ge=0.0, le=1.0)]] = Field(
         default_factory=lambda: [0.0, 0.0, 1.0, 1.0],
         title="Tray region",
         description="Where the tray is in the camera image, normalised [x1, y1, x2, y2] (0..1); default the "

@@ -12,10 +12,14 @@ Two groups of fields live here:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field
 
 from agent.config.base import Section
+
+_Mean = Annotated[float, Field(ge=0.0, le=1.0)]
+_Std = Annotated[float, Field(gt=0.0, le=1.0)]  # a divisor: never 0
 
 
 class FaceQualityConfig(Section):
@@ -48,11 +52,11 @@ class IdentityConfig(Section):
                                description="Registry name or path of an ArcFace-style ONNX embedder taking a "
                                "112x112 aligned face. The default's weights come from MS-Celeb-1M (licence "
                                "caveat: see `store-agent models info mobilefacenet`); swap it for production.")
-    embedder_mean: tuple[float, float, float] = Field(
+    embedder_mean: tuple[_Mean, _Mean, _Mean] = Field(
         default=(0.485, 0.456, 0.406), title="Embedder input mean (RGB, 0-1)",
         description="Per-channel mean subtracted after x/255. MobileFaceNet: ImageNet mean; InsightFace "
         "ArcFace exports: (0.5, 0.5, 0.5).")
-    embedder_std: tuple[float, float, float] = Field(
+    embedder_std: tuple[_Std, _Std, _Std] = Field(
         default=(0.229, 0.224, 0.225), title="Embedder input std (RGB, 0-1)",
         description="Per-channel std divided after the mean. InsightFace ArcFace exports: (0.5, 0.5, 0.5).")
     detect_every_n: int = Field(default=1, ge=1, le=100, title="Face detection cadence",

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, field_validator
 
 from agent.config.base import DEVICE_NAME_PATTERN, Section, check_device_name
+
+_Unit = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 class ScaleCameraConfig(Section):
@@ -15,7 +19,7 @@ class ScaleCameraConfig(Section):
     url: str = Field(title="Camera URL", min_length=1,
                      description="Where the tray image comes from: rtsp://..., http(s)://..., /dev/videoN, a "
                      "video file, or a still image file (read afresh on every weighing).")
-    roi: tuple[float, float, float, float] | None = Field(
+    roi: tuple[_Unit, _Unit, _Unit, _Unit] | None = Field(
         default=None, title="Tray region",
         description="Crop of the tray in the image: [x1, y1, x2, y2] normalised 0-1; unset = the whole image.")
 
