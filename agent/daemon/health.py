@@ -1,5 +1,5 @@
 """Health telemetry: the box's own vital signs, published every ``health.interval_s`` on
-``telemetry/health`` (priority 2: shed first when the outbox is full)."""
+``telemetry/health`` (priority 2: shed before events when the outbox is full)."""
 
 from __future__ import annotations
 
