@@ -7,11 +7,14 @@ the current one, and the embedder (the slow part to open) is shared across rebui
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from agent.products.commands import register_products
 from agent.products.service import WeighingService
+
+log = logging.getLogger(__name__)
 
 
 class ProductsRuntime:
@@ -84,6 +87,11 @@ def effective_products_config(cfg: Any) -> Any:
 
     products = cfg.products
     cameras = list(products.cameras)
+    scales = {s.name for s in getattr(cfg, "scales", [])}
+    for camera in cameras:
+        if camera.scale not in scales:  # a typo would silently mean "no recognition"
+            log.warning("[[products.cameras]] names scale %r, which is not a [[scales]] entry: its camera is "
+                        "never used", camera.scale, extra={"scale": camera.scale})
     have = {c.scale for c in cameras}
     by_name = {c.name: c for c in getattr(cfg, "cameras", [])}
     for scale in getattr(cfg, "scales", []):

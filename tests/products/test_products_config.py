@@ -57,3 +57,17 @@ def test_a_scale_camera_that_names_no_camera_is_a_config_error(tmp_path: Path) -
     assert "deli-cma" in str(err.value) and "deli-cam" in str(err.value) and "scales" in str(err.value)
     path.write_text(path.read_text().replace("deli-cma", "deli-cam"))
     assert load_config(path).scales[0].camera == "deli-cam"
+
+
+def test_a_products_camera_for_an_unknown_scale_is_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text('[[scales]]\nname = "deli-1"\nport = "/dev/null"\nprotocol = "mt-sics"\n'
+                    '[[products.cameras]]\nscale = "deli1"\nurl = "rtsp://cam/1"\n')
+    with caplog.at_level("WARNING", logger="agent.products.runtime"):
+        effective_products_config(load_config(path))
+    assert any("'deli1'" in r.getMessage() and "not a [[scales]] entry" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    path.write_text(path.read_text().replace('scale = "deli1"', 'scale = "deli-1"'))
+    with caplog.at_level("WARNING", logger="agent.products.runtime"):
+        effective_products_config(load_config(path))
+    assert not caplog.records
