@@ -204,3 +204,13 @@ def test_validity_shows_the_last_day_the_promo_applies_when_it_ends_at_midnight(
 
     assert label(midnight).hash == label(midnight - 1).hash  # "until" day d - 1 both
     assert label(midnight).hash != label(midnight + 12 * 3600).hash  # "until" day d
+
+
+def test_the_qr_code_on_the_large_label_decodes_to_the_product_link() -> None:
+    import cv2
+
+    x, y, w, h = element_box("42bwr", "qr")
+    gray = np.asarray(render(PLAIN, "42bwr").image.convert("L"))[y:y + h, x:x + w]
+    big = cv2.resize(gray, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)  # a phone sees it larger
+    big = cv2.copyMakeBorder(big, 16, 16, 16, 16, cv2.BORDER_CONSTANT, value=255)
+    assert cv2.QRCodeDetector().detectAndDecode(big)[0] == f"https://shop.example/p/{PLAIN.plu}"
