@@ -245,8 +245,11 @@ class WeighingService:
         now, now_mono = time.time(), time.monotonic()
         confirm_ms = (now_mono - pending["mono"]) * 1000.0 if pending else (now - row["stable_ts"]) * 1000.0
         rank = next((c["rank"] for c in row["candidates"] if c["plu"] == plu), None) if plu else None
-        article = PriceBook(conn).get(plu, now) if plu else None
-        price = price_weighing(article, row["weight_kg"], now) if article else {}
+        # Priced as at the stable weight, like the candidates: the customer pays the total the screen showed
+        # even if a price change takes effect before the tap.
+        priced_at = row["stable_ts"]
+        article = PriceBook(conn).get(plu, priced_at) if plu else None
+        price = price_weighing(article, row["weight_kg"], priced_at) if article else {}
         record = {"weighing_id": wid, "scale": row["scale"], "plu": plu, "name": article.name if article else None,
                   "weight_kg": row["weight_kg"], "unit_price": price.get("unit_price"), "unit": price.get("unit"),
                   "quantity": price.get("quantity"), "total": price.get("total"), "chosen_rank": rank,

@@ -102,8 +102,9 @@ def test_tray_roi_is_embedded_and_prices_follow_price_update(tmp_path: Path, gro
             assert _wait(lambda: service.counts["candidates"] == 2)
             second = service.latest("s1")
             assert second["candidates"][0]["plu"] == "4011" and second["candidates"][0]["unit_price"] == 2.49
+            price_update(3, 2.99)  # between the screen showing 2.49 and the customer's tap
             record = service.confirm({"weighing_id": second["weighing_id"], "plu": "4011"})
-            assert record["unit_price"] == 2.49 and record["total"] == round(2.49 * 0.4, 2)
+            assert record["unit_price"] == 2.49 and record["total"] == second["candidates"][0]["total"] == round(2.49 * 0.4, 2)
             assert record["chosen_rank"] == 1 and record["name"] == "Bananas"
         assert service.counts["errors"] == 0
     finally:
