@@ -59,7 +59,8 @@ def test_a_scale_camera_that_names_no_camera_is_a_config_error(tmp_path: Path) -
     assert load_config(path).scales[0].camera == "deli-cam"
 
 
-def test_a_products_camera_for_an_unknown_scale_is_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_products_camera_for_an_unknown_scale_is_warned_about(tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "agent.toml"
     path.write_text('[[scales]]\nname = "deli-1"\nport = "/dev/null"\nprotocol = "mt-sics"\n'
                     '[[products.cameras]]\nscale = "deli1"\nurl = "rtsp://cam/1"\n')

@@ -47,7 +47,8 @@ def _wait(cond: Any, timeout: float = 8.0) -> bool:
     return bool(cond())
 
 
-def test_tray_roi_is_embedded_and_prices_follow_price_update(tmp_path: Path, grocery: Path, embedder) -> None:  # noqa: ANN001
+def test_tray_roi_is_embedded_and_prices_follow_price_update(tmp_path: Path, grocery: Path,
+                                                              embedder) -> None:  # noqa: ANN001
     db_path = open_store(tmp_path / "data")
     key, pub = generate_keypair()
     outbox = Outbox(db_path, store_id="s1", boot_id="b", priority_for=SyncConfig().priority_for, connect=connect)
@@ -91,7 +92,8 @@ def test_tray_roi_is_embedded_and_prices_follow_price_update(tmp_path: Path, gro
             first = service.latest("s1")
             assert recording.shapes[-1][:2] == (360, 320)  # only the right half was embedded
             assert first["candidates"][0]["plu"] == "4011"
-            assert first["candidates"][0]["unit_price"] == 1.99 and first["candidates"][0]["total"] == round(1.99 * 0.5, 2)
+            top = first["candidates"][0]
+            assert top["unit_price"] == 1.99 and top["total"] == round(1.99 * 0.5, 2)
 
             price_update(2, 2.49)
             seq = rig.last_seq
@@ -104,7 +106,8 @@ def test_tray_roi_is_embedded_and_prices_follow_price_update(tmp_path: Path, gro
             assert second["candidates"][0]["plu"] == "4011" and second["candidates"][0]["unit_price"] == 2.49
             price_update(3, 2.99)  # between the screen showing 2.49 and the customer's tap
             record = service.confirm({"weighing_id": second["weighing_id"], "plu": "4011"})
-            assert record["unit_price"] == 2.49 and record["total"] == second["candidates"][0]["total"] == round(2.49 * 0.4, 2)
+            shown = second["candidates"][0]["total"]
+            assert record["unit_price"] == 2.49 and record["total"] == shown == round(2.49 * 0.4, 2)
             assert record["chosen_rank"] == 1 and record["name"] == "Bananas"
         assert service.counts["errors"] == 0
     finally:
