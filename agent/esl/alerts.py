@@ -4,7 +4,7 @@ label-offline alerts. Pure logic over label rows; the component persists alarms 
 A fridge group's temperature is the median of its labels' latest readings (labels silent for longer than
 ``offline_after_s`` do not vote), so one faulty sensor neither raises nor hides an alarm. The alarm fires when
 the median has stayed above ``max_c`` for ``alarm_after_min`` minutes and clears once it drops below
-``max_c - hysteresis_c``.
+``max_c - hysteresis_c``. A battery-low alert clears ``BATTERY_HYSTERESIS_MV`` above its threshold.
 """
 
 from __future__ import annotations
@@ -15,6 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.esl.state import LabelRow
+
+
+#: A battery-low alert clears only once the label reports this much above the threshold (no flapping).
+BATTERY_HYSTERESIS_MV = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +88,9 @@ class AlertMonitor:
             else:
                 self.above_since.pop(key, None)
         for row in labels:
-            low = row.battery_mv is not None and row.battery_mv < self.battery_low_mv
+            # Cell voltage sags with cold and with each radio burst: once low, it must recover past a band.
+            limit = self.battery_low_mv + (BATTERY_HYSTERESIS_MV if f"battery_low:{row.mac}" in self.active else 0)
+            low = row.battery_mv is not None and row.battery_mv < limit
             changes += self._flag("battery_low", row.mac, low, now, {"battery_mv": row.battery_mv, "plu": row.plu,
                                                                       "threshold_mv": self.battery_low_mv})
             offline = row.last_seen is not None and now - row.last_seen > self.offline_after_s

@@ -54,3 +54,16 @@ def test_active_alarms_survive_a_restart() -> None:
                      active={"cold_chain:dairy": 100.0})
     assert m.evaluate(fridge([8, 8], 200), 200) == []  # still active: not raised a second time
     assert [c.active for c in m.evaluate(fridge([2, 2], 210), 210)] == [False]
+
+
+def test_a_battery_hovering_at_the_threshold_does_not_flap() -> None:
+    m = monitor()
+    row = LabelRow(mac="B", gateway="gw", label_type="29bwr", battery_mv=2590, last_seen=0.0)
+    assert [(c.kind, c.active) for c in m.evaluate([row], 1)] == [("battery_low", True)]
+    changes = []
+    for t, mv in enumerate([2610, 2595, 2650, 2599, 2690], start=2):  # sags and recovers around 2600 mV
+        row.battery_mv = mv
+        changes += m.evaluate([row], t)
+    assert changes == []
+    row.battery_mv = 2700  # clearly recovered (new cells)
+    assert [(c.kind, c.active) for c in m.evaluate([row], 10)] == [("battery_low", False)]
