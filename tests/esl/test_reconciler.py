@@ -263,3 +263,25 @@ def test_confirm_by_updatecount_ignores_hashes(conn, ap_factory) -> None:
         assert all(ap.field.tags[m].update_count >= 1 for m in macs(10))
     finally:
         drv.close()
+
+
+def test_hardware_like_ap_expiring_a_pending_image_gets_it_again(conn, ap_factory) -> None:
+    """As OpenEPaperLink firmware: failed transfers keep the AP's queue until its pending entry runs out
+    (``xfer timeout``); the agent sees the drop in the tag record and pushes again."""
+    ap = ap_factory(interval_s=0.1, failure_rate=0.999, seed=1, failure_mode="hardware", pending_ttl_s=0.5)
+    mac = macs(1)[0]
+    ap.add_tags([mac], hw_type=1)
+    drv = Driver(conn, ap, retry_timeout_s=30.0)  # re-push comes from drop detection, not from the timeout
+    try:
+        drv.book.upsert(articles(1))
+        drv.discover()
+        drv.link({mac: "1000"})
+        drv.rec.refresh()
+        assert drv.run_until(lambda: ap.field.error_count >= 1 and drv.rec.counts["dropped"] >= 1, 5)
+        assert ap.field.tags[mac].transfers_failed >= 2  # retried with the queue kept before it expired
+        ap.field.failure_rate = 0.0
+        assert drv.run_until(lambda: drv.states().get("idle") == 1, 5)
+        assert drv.rec.counts["pushes"] >= 2 and drv.rec.counts["timeouts"] == 0
+        assert ap.field.tags[mac].update_count == 1
+    finally:
+        drv.close()
