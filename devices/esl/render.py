@@ -104,7 +104,8 @@ def _values(article: Any, template: Template, at: float, promo: bool) -> dict[st
         "unit_price": article.unit_price_text(price_now, cur), "price": f"{price_now:.2f}",
         "regular_price": f"{article.price:.2f}",
         "promo_price": "" if article.promo_price is None else f"{article.promo_price:.2f}",
-        "valid_from": date(article.promo_start) if promo else "", "valid_until": date(_last_second(article.promo_end)) if promo else "",
+        "valid_from": date(article.promo_start) if promo else "",
+        "valid_until": date(_last_second(article.promo_end)) if promo else "",
         "barcode": article.barcode or "", "currency": cur,
     }
 
