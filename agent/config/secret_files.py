@@ -81,8 +81,10 @@ def read_secret(path: Path, *, field: str = "") -> str:
 
 def _mask_url(value: str) -> str:
     parts = urlsplit(value)
+    if parts.query:  # webhook and camera URLs often carry their token in the query string
+        parts = parts._replace(query=MASK)
     if parts.password is None:
-        return value
+        return urlunsplit(parts)
     netloc = f"{parts.username or ''}:{MASK}@{parts.hostname or ''}"
     if parts.port is not None:
         netloc += f":{parts.port}"
@@ -93,7 +95,7 @@ def mask_secrets(node: Any, key: str = "") -> Any:
     """Copy of JSON-like ``node`` with secret values and secret file paths masked.
 
     Fields ending in ``password_file`` / ``key_file`` show ``"***(set)"`` when set,
-    secret-named fields show ``"***"``, passwords inside URLs become ``***``.
+    secret-named fields show ``"***"``, passwords and query strings inside URLs become ``***``.
     ``trusted_keys`` (public keys) are kept.
     """
     if key == "trusted_keys":

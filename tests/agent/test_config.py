@@ -444,3 +444,15 @@ def test_os_environ_is_not_modified_by_loading() -> None:
     before = dict(os.environ)
     load_config(None, env={"STORE_AGENT__SYNC__KEEPALIVE_S": "50"})
     assert dict(os.environ) == before
+
+
+def test_masked_dump_hides_tokens_in_url_query_strings() -> None:
+    cfg = load_config(None, env={}, overlay={
+        "identity": {"alert_webhook_url": "https://hooks.example.com/alert?token=s3cr3t&room=1"},
+        "cameras": [{"name": "door", "url": "http://10.0.0.2/video.mjpg?auth=abc123"}],
+    })
+    dumped = masked_dump(cfg)
+    assert "s3cr3t" not in dumped["identity"]["alert_webhook_url"]
+    assert dumped["identity"]["alert_webhook_url"].startswith("https://hooks.example.com/alert?")
+    assert "abc123" not in dumped["cameras"][0]["url"]
+    assert masked_dump(AgentConfig())["sync"]["broker"] == AgentConfig().sync.broker  # nothing to hide
