@@ -130,10 +130,26 @@ def delete_identity(conn: sqlite3.Connection, identity_id: str, *, keep_visits: 
     """Delete an identity, its embeddings and (unless ``keep_visits``) its visits; returns the old record."""
     row = get_identity(conn, identity_id)
     drop_embeddings(conn, identity_id)
+    withdraw_queued_embeddings(conn, identity_id)
     if not keep_visits:
         conn.execute("DELETE FROM identity_visits WHERE identity_id = ?", (identity_id,))
     conn.execute("DELETE FROM identities WHERE id = ?", (identity_id,))
     return row
+
+
+def withdraw_queued_embeddings(conn: sqlite3.Connection, identity_id: str) -> int:
+    """Strip the embedding from messages about ``identity_id`` still waiting in the outbox.
+
+    Only with ``share_embeddings_with_cloud`` do events carry one; a deletion must reach what was queued
+    before it (the WAN may have been down for hours), while the events themselves stay so the cloud's
+    per-stream sequence has no gap. Returns the number of messages changed.
+    """
+    return conn.execute(
+        "UPDATE outbox SET body = json_remove(body, '$.embedding_b64'),"
+        " size = length(json_remove(body, '$.embedding_b64')) + 200"
+        " WHERE json_valid(body) AND json_extract(body, '$.embedding_b64') IS NOT NULL"
+        " AND ? IN (json_extract(body, '$.visitor_id'), json_extract(body, '$.identity_id'),"
+        " json_extract(body, '$.watchlist_id'))", (identity_id,)).rowcount
 
 
 def add_tombstone(conn: sqlite3.Connection, identity_id: str, gallery: str | None, now: float) -> None:

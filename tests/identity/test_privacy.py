@@ -238,3 +238,21 @@ def test_retention_purge_runs_even_when_identification_is_broken(make_service, d
     with pytest.raises(IdentityKeyError, match="key file missing"):
         maintenance.run(threading.Event())
     assert maintenance.purged == 1 and repo.get_identity(svc.conn, old.visitor_id) is None
+
+
+def test_forgetting_a_person_withdraws_their_embedding_from_messages_still_queued(make_service, outbox) -> None:
+    """With sharing on, a visitor event carries the embedding; if the person is deleted before the WAN comes
+    back, the queued event goes out without it (and stays, so the cloud sees no sequence gap)."""
+    from agent.identity.audit import forget
+
+    svc = make_service(share_embeddings_with_cloud=True)
+    ann = svc.observe("door", 1, sighting(person(1), 0), 0.9, T0)
+    bob = svc.observe("door", 2, sighting(person(2), 0), 0.9, T0)
+    before = {b["visitor_id"]: b for s, b in _outbox_bodies(outbox) if s == "events/visitor"}
+    assert "embedding_b64" in before[ann.visitor_id] and "embedding_b64" in before[bob.visitor_id]
+    with repo.transaction(svc.conn):
+        forget(svc.conn, ann.visitor_id, actor="test", now=T0 + 1)
+    after = {b["visitor_id"]: b for s, b in _outbox_bodies(outbox) if s == "events/visitor"}
+    assert set(after) == set(before)  # nothing deleted: no gap in the stream
+    assert _embedding_like(after[ann.visitor_id]) == []
+    assert "embedding_b64" in after[bob.visitor_id]  # someone else's message is untouched
