@@ -22,7 +22,7 @@ from typing import Any
 from agent.broker import BrokerUnavailable, EmbeddedBroker, LocalBroker, start_local_broker
 from agent.config import parse_broker_url
 from agent.daemon.agent import Agent
-from agent.demo_parts import PART_FACTORIES, DemoContext, DemoPart
+from agent.demo_parts import PART_FACTORIES, DemoContext, DemoPart, wait_until
 from sync.cloud.commands import build_command
 from sync.cloud.receiver import CloudReceiver, ReceiverSettings
 from sync.cloud.sender import send_command
@@ -154,7 +154,7 @@ def run_demo(duration_s: float = 15.0, *, workdir: Path | None = None, broker_ur
     try:
         if not receiver.ready.wait(10):
             errors.append("cloud receiver did not connect to the broker")
-        if not _wait(lambda: agent.status()["broker_connected"], 10):
+        if not wait_until(lambda: agent.status()["broker_connected"], 10, step_s=0.1):
             errors.append("agent did not connect to the broker")
         say(f"agent      store {DEMO_STORE}, data in {workdir / 'agent'}")
         _send_demo_commands(ctx)
@@ -173,7 +173,8 @@ def run_demo(duration_s: float = 15.0, *, workdir: Path | None = None, broker_ur
             # Stop the camera first: it flushes its open visits and last aggregates into the outbox.
             agent.supervisor.stop_one(f"camera-{DEMO_CAMERA}")
             camera_summary = _camera_summary(agent)
-        if not _wait(lambda: all(s["depth"] == 0 for s in agent.status()["outbox"].values()), 15):
+        drained = wait_until(lambda: all(s["depth"] == 0 for s in agent.status()["outbox"].values()), 15, step_s=0.1)
+        if not drained:
             errors.append("outbox did not drain within 15 s after the run")
         for part in parts:
             _guarded(part.name, lambda p=part: part_summaries.__setitem__(p.name, p.summary(ctx)), errors)
@@ -304,13 +305,6 @@ def _summary(streams: dict[str, Any], commands: dict[str, Any], cloud: dict[str,
             "errors": errors, "workdir": str(workdir)}
 
 
-def _wait(predicate: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 #: Summary keys of the demo parts, in the order the text summary shows them.

@@ -26,6 +26,7 @@ from typing import Literal, Protocol, runtime_checkable
 import cv2
 import numpy as np
 
+from models.registry import sha256_file
 from models.runtime import Runner, RunnerError, open_runner
 from models.spec import ModelIntegrityError, ModelSpec
 
@@ -203,7 +204,7 @@ def load_head(name_or_path: str | Path) -> ProjectionHead:
     """A shipped head by name (sha256-checked) or an ``.npz`` file saved by :meth:`ProjectionHead.save`."""
     if isinstance(name_or_path, str) and name_or_path in BUILTIN_HEADS:
         path = HEADS_DIR / f"{name_or_path}.npz"
-        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+        actual = sha256_file(path)
         if actual != BUILTIN_HEADS[name_or_path]:
             raise ModelIntegrityError(f"{path} sha256 {actual} differs from the pinned one",
                                       expected=BUILTIN_HEADS[name_or_path], actual=actual)

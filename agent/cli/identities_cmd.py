@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from agent.cli.common import DEFAULT_CONFIG, ConfigOption, JsonOption, load_or_exit, print_json
+from sync.sqlite import transaction
 
 app = typer.Typer(help="Face identity galleries: enrol, list, forget, stats, alerts, audit.", no_args_is_help=True)
 
@@ -100,7 +101,7 @@ def forget(identity_id: Annotated[str, typer.Argument(help="Visitor, member, VIP
     from agent.identity.audit import forget as forget_identity
 
     _, conn = _conn(config)
-    with repo.transaction(conn):
+    with transaction(conn):
         row = forget_identity(conn, identity_id, actor="cli", now=time.time())
     conn.close()
     out = {"id": identity_id, "deleted": row is not None, "gallery": row.gallery if row else None, "tombstone": True}
@@ -147,7 +148,7 @@ def enroll(
     now = time.time()
     new_id = identity_id or repo.new_id()
     try:
-        with repo.transaction(conn):
+        with transaction(conn):
             enrol(conn, cipher, identity_id=new_id, gallery=kind,
                   kind=watchlist_kind if kind == "watchlist" else None, reason=reason, source="cli:enroll",
                   expires_at=now + expires_days * 86400.0 if expires_days else None, embeddings=result.embeddings,

@@ -12,6 +12,7 @@ import signal
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -124,8 +125,7 @@ class Agent:
                 self.supervisor.add(f"camera-{camera.name}", self._camera_factory(camera.name))
         for scale in self.config.scales:
             if scale.enabled:
-                listeners = self.scale_listeners.setdefault(scale.name, [self.products.on_scale_event])
-                self.supervisor.add(f"scale-{scale.name}", self._scale_factory(scale.name, listeners))
+                self.supervisor.add(f"scale-{scale.name}", self._scale_factory(scale.name))
         if self.products.wanted:
             self.supervisor.add("products", self.products.build)
         self.supervisor.add("identity", lambda: IdentityMaintenance(
@@ -136,7 +136,9 @@ class Agent:
             self.outbox, data_dir=self.config.data_dir, interval_s=self.config.health.interval_s,
             components=self.supervisor.status_brief, boot_id=self.boot_id, started_at=self.started_at))
 
-    def _scale_factory(self, name: str, listeners: list[Any]):  # noqa: ANN202 - a factory of ScaleComponent
+    def _scale_factory(self, name: str):  # noqa: ANN202 - a factory of ScaleComponent
+        listeners = self.scale_listeners.setdefault(name, [self.products.on_scale_event])
+
         def build() -> Any:
             from agent.scale.component import ScaleComponent
 
@@ -208,37 +210,33 @@ class Agent:
                 log.info("config changed: restarting component", extra={"component": name})
                 self.supervisor.restart(name)
         old_cameras = {c.name: c for c in old.cameras if c.enabled}
-        new_cameras = {c.name: c for c in cfg.cameras if c.enabled}
-        for camera_name in old_cameras.keys() - new_cameras.keys():
-            log.info("camera removed or disabled: stopping it", extra={"camera": camera_name})
-            self.supervisor.stop_one(f"camera-{camera_name}")
-        for camera_name, camera in new_cameras.items():
-            name = f"camera-{camera_name}"
-            if name not in self.supervisor.names():
-                self.supervisor.add(name, self._camera_factory(camera_name))
-                self.supervisor.start_one(name)
-            elif (old_cameras.get(camera_name) != camera or old.vision != cfg.vision
-                  or old.models != cfg.models or camera_name not in old_cameras
-                  or (camera.identification and old.identity != cfg.identity)):
-                log.info("config changed: restarting component", extra={"component": name})
-                self.supervisor.restart(name)
+        self._reconcile_devices("camera", old_cameras, {c.name: c for c in cfg.cameras if c.enabled},
+                                self._camera_factory,
+                                lambda camera: (old_cameras[camera.name] != camera or old.vision != cfg.vision
+                                                or old.models != cfg.models
+                                                or (camera.identification and old.identity != cfg.identity)))
         if old.esl_gateways != cfg.esl_gateways:
             self.esl.reconfigure(cfg.esl_gateways, self.supervisor)
         old_scales = {c.name: c for c in old.scales if c.enabled}
-        new_scales = {c.name: c for c in cfg.scales if c.enabled}
-        for scale_name in old_scales.keys() - new_scales.keys():
-            log.info("scale removed or disabled: stopping it", extra={"scale": scale_name})
-            self.supervisor.stop_one(f"scale-{scale_name}")
-        for scale_name, scale in new_scales.items():
-            name = f"scale-{scale_name}"
+        self._reconcile_devices("scale", old_scales, {c.name: c for c in cfg.scales if c.enabled},
+                                self._scale_factory, lambda scale: old_scales[scale.name] != scale)
+        self._reload_products(cfg)
+
+    def _reconcile_devices(self, kind: str, old: dict[str, Any], new: dict[str, Any],
+                           factory: Callable[[str], Callable[[], Any]], changed: Callable[[Any], bool]) -> None:
+        """Components ``{kind}-{name}`` follow the config: stop removed devices, add new ones, restart those
+        that ``changed(section)`` (called only for devices present before and after)."""
+        for device in old.keys() - new.keys():
+            log.info(f"{kind} removed or disabled: stopping it", extra={kind: device})
+            self.supervisor.stop_one(f"{kind}-{device}")
+        for device, section in new.items():
+            name = f"{kind}-{device}"
             if name not in self.supervisor.names():
-                listeners = self.scale_listeners.setdefault(scale_name, [self.products.on_scale_event])
-                self.supervisor.add(name, self._scale_factory(scale_name, listeners))
+                self.supervisor.add(name, factory(device))
                 self.supervisor.start_one(name)
-            elif old_scales.get(scale_name) != scale:
+            elif device not in old or changed(section):
                 log.info("config changed: restarting component", extra={"component": name})
                 self.supervisor.restart(name)
-        self._reload_products(cfg)
 
     def _reload_products(self, cfg: AgentConfig) -> None:
         action = self.products.reconfigure(cfg)

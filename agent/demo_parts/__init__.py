@@ -15,6 +15,7 @@ Register a part by adding its factory to :data:`PART_FACTORIES`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,16 @@ class DemoPart(Protocol):
     def summary(self, ctx: DemoContext) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
+
+
+def wait_until(predicate: Callable[[], Any], timeout_s: float, step_s: float = 0.05) -> bool:
+    """Poll ``predicate`` every ``step_s`` until it is true (True) or ``timeout_s`` passed (its last value)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step_s)
+    return bool(predicate())
 
 
 #: Factories of the demo's parts, in the order they run. Each capability appends its own.

@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from agent.demo_parts import DemoContext
+from agent.demo_parts import DemoContext, wait_until
 
 ENTRANCE = "faces-entrance"
 CHECKOUT = "faces-checkout"
@@ -123,7 +123,7 @@ class FacesPart:
     def exercise(self, ctx: DemoContext) -> None:
         if self.skipped:
             return
-        if not _wait(lambda: self._decisions(ctx, ENTRANCE) >= 2, WAIT_S):
+        if not wait_until(lambda: self._decisions(ctx, ENTRANCE) >= 2, WAIT_S, step_s=0.2):
             ctx.errors.append(f"faces: {ENTRANCE} did not identify two people within {WAIT_S:g} s")
         self.entrance_decided = self._decisions(ctx, ENTRANCE)
         self._say_decisions(ctx, ENTRANCE)
@@ -146,7 +146,7 @@ class FacesPart:
             return
         self.checkout_enabled_at = time.time()
         ctx.say(f"faces      watchlist entry enrolled; camera {CHECKOUT} enabled by the cloud")
-        if not _wait(lambda: self._decisions(ctx, CHECKOUT) >= 2 and self._alerts(), WAIT_S):
+        if not wait_until(lambda: self._decisions(ctx, CHECKOUT) >= 2 and self._alerts(), WAIT_S, step_s=0.2):
             ctx.errors.append(f"faces: {CHECKOUT} did not produce two decisions and an alert within {WAIT_S:g} s")
         self._say_decisions(ctx, CHECKOUT)
         for alert in self._alerts():
@@ -246,10 +246,3 @@ class FacesPart:
             return list(self.inbox.alerts)
 
 
-def _wait(predicate: Any, timeout_s: float, step_s: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step_s)
-    return bool(predicate())

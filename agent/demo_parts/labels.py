@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from agent.demo_parts import DemoContext
+from agent.demo_parts import DemoContext, wait_until
 
 GATEWAY = "demo-ap"
 SHELF = ["0000D0E5A1000001", "0000D0E5A1000002", "0000D0E5A1000003", "0000D0E5A1000004"]
@@ -46,13 +46,6 @@ hysteresis_c = 1.0
 """
 
 
-def _wait(predicate: Any, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return bool(predicate())
 
 
 class LabelsPart:
@@ -83,7 +76,7 @@ class LabelsPart:
 
     def exercise(self, ctx: DemoContext) -> None:
         r = self.result
-        if not _wait(lambda: (self._component(ctx) is not None
+        if not wait_until(lambda: (self._component(ctx) is not None
                               and self._component(ctx).status().get("labels") == len(SHELF) + len(FRIDGE)), WAIT_S):
             ctx.errors.append("labels: the esl component did not discover the simulated labels")
             return
@@ -100,14 +93,14 @@ class LabelsPart:
         out = ctx.send_command("esl.relink", {"links": links})
         r["relink"] = out.get("status")
         all_idle = lambda: self._states(ctx).get("idle") == len(SHELF) + len(FRIDGE)  # noqa: E731
-        r["initial_confirmed"] = _wait(all_idle, WAIT_S)
+        r["initial_confirmed"] = wait_until(all_idle, WAIT_S)
         ctx.say(f"labels     {self._states(ctx)} after the first price book and links")
         # A price change from the cloud, timed from sending to the label's confirmation.
         before = self.ap.field.tags[SHELF[2]].hash
         t0 = time.time()
         out = ctx.send_command("price.update", {"version": version + 1, "effective_at": None, "delete": [],
                                                 "upsert": [{**ARTICLES[2], "price": 2.80}]})
-        changed = _wait(lambda: self.ap.field.tags[SHELF[2]].hash != before and all_idle(), WAIT_S)
+        changed = wait_until(lambda: self.ap.field.tags[SHELF[2]].hash != before and all_idle(), WAIT_S)
         r["price_change"] = {"plu": "2003", "price": 2.80, "command": out.get("status"), "confirmed": changed,
                              "seconds_to_shelf": round(time.time() - t0, 2) if changed else None}
         ctx.say(f"labels     price change of PLU 2003 shown and confirmed in {r['price_change']['seconds_to_shelf']} s")
@@ -118,7 +111,7 @@ class LabelsPart:
         esl = ctx.agent.esl
         orders = [esl.pick({"order_id": "web-1001", "plus": ["2001", "2003"]}),
                   esl.pick({"order_id": "web-1002", "plus": ["2004"]})]
-        lit = _wait(lambda: all(self.ap.field.tags[m].led for m in (SHELF[0], SHELF[2], SHELF[3])), 5)
+        lit = wait_until(lambda: all(self.ap.field.tags[m].led for m in (SHELF[0], SHELF[2], SHELF[3])), 5)
         self.result["picking"] = {
             "orders": [{"order_id": o.get("order_id"), "colour": o.get("colour"),
                         "labels": [x["label"] for x in o.get("labels", [])], "error": o.get("error")} for o in orders],
@@ -132,11 +125,11 @@ class LabelsPart:
         component = self._component(ctx)
         for mac in FRIDGE:
             self.ap.field.tags[mac].temperature = 9.0
-        raised = _wait(lambda: "cold_chain:dairy" in component.status()["active_alarms"], WAIT_S)
+        raised = wait_until(lambda: "cold_chain:dairy" in component.status()["active_alarms"], WAIT_S)
         ctx.say(f"labels     fridge 'dairy' at 9 °C: cold-chain alarm {'raised' if raised else 'NOT raised'}")
         for mac in FRIDGE:
             self.ap.field.tags[mac].temperature = 3.0
-        cleared = _wait(lambda: "cold_chain:dairy" not in component.status()["active_alarms"], WAIT_S)
+        cleared = wait_until(lambda: "cold_chain:dairy" not in component.status()["active_alarms"], WAIT_S)
         self.result["fridge_alarm"] = {"group": "dairy", "raised": raised, "cleared": cleared}
 
     def summary(self, ctx: DemoContext) -> dict[str, Any]:

@@ -19,11 +19,10 @@ With ``--no-camera`` the part stands aside (like ``faces``).
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
-from agent.demo_parts import DemoContext
+from agent.demo_parts import DemoContext, wait_until
 
 SCALE = "demo-scale"
 ARTICLES = [
@@ -61,13 +60,6 @@ camera = "{scale}-tray"
 """
 
 
-def _wait(predicate: Any, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 class ScalePart:
@@ -111,13 +103,14 @@ class ScalePart:
 
         from agent.pricebook import PriceBook, article_from_dict
         from agent.products.gallery import Gallery
-        from agent.products.store import GalleryRepository, transaction
+        from agent.products.store import GalleryRepository
+        from sync.sqlite import transaction
         from agent.store import connect
 
         agent = ctx.agent
         assert agent is not None
         agent.scale_listeners.setdefault(SCALE, []).append(self.events.append)
-        if not _wait(lambda: agent.products.service is not None and agent.products.service.ready.is_set(), WAIT_S):
+        if not wait_until(lambda: agent.products.service is not None and agent.products.service.ready.is_set(), WAIT_S):
             ctx.errors.append("scale: the products component did not start")
             return
         service = agent.products.service
@@ -135,7 +128,7 @@ class ScalePart:
         finally:
             conn.close()
         service.reload_gallery()
-        if not _wait(lambda: len(service.recognizer.gallery) == len(repo.gallery), WAIT_S):
+        if not wait_until(lambda: len(service.recognizer.gallery) == len(repo.gallery), WAIT_S):
             ctx.errors.append("scale: the gallery was not reloaded")
         ctx.say(f"scale      gallery: bananas and kiwi, 3 photos each; red pepper is in the price book only")
         for photo, weight, choice in WEIGHINGS:
@@ -146,7 +139,7 @@ class ScalePart:
         shutil.copy(self.photos[photo], self.tray)
         before = service.counts["candidates"]
         self.sim.set_weight(weight)
-        if not _wait(lambda: service.counts["candidates"] > before, WAIT_S):
+        if not wait_until(lambda: service.counts["candidates"] > before, WAIT_S):
             ctx.errors.append(f"scale: no candidates for {Path(photo).name}")
             return
         shown = service.latest(SCALE)
@@ -165,7 +158,7 @@ class ScalePart:
                                "learned": learned.get("reason")})
         removed = sum(e.kind == "removed" for e in self.events)
         self.sim.set_weight(0.0)
-        _wait(lambda: sum(e.kind == "removed" for e in self.events) > removed, WAIT_S)
+        wait_until(lambda: sum(e.kind == "removed" for e in self.events) > removed, WAIT_S)
 
     def summary(self, ctx: DemoContext) -> dict[str, Any]:
         if self.skipped:

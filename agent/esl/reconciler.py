@@ -28,6 +28,7 @@ from agent.esl.content import ImageCache, Renderer, article_payload, content_key
 from agent.esl.state import LINK_COLUMNS, LabelRow, load_labels, save_labels
 from agent.pricebook.book import PriceBook
 from devices.esl.backends.base import GatewayBackend, GatewayError, LabelContent, LabelReport, PushReceipt
+from sync.sqlite import transaction
 
 log = logging.getLogger(__name__)
 
@@ -300,15 +301,10 @@ class Reconciler:
         self.dirty.clear()
         if not rows and not sql:
             return
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self.conn):
             save_labels(self.conn, rows, links=False)
             for statement, args in sql:
                 self.conn.execute(statement, args)
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
 
     def _note_problems(self, rows: list[LabelRow]) -> None:
         for row in rows:

@@ -10,7 +10,6 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,18 +25,6 @@ GALLERIES: tuple[str, ...] = ("optout", "watchlist", "staff", "vip", "member", "
 WATCHLIST_KINDS: tuple[str, ...] = ("theft", "scalper", "custom")
 #: Galleries people are enrolled in on purpose (CLI ``identities enroll --kind``).
 ENROL_GALLERIES: tuple[str, ...] = ("member", "vip", "staff", "watchlist", "optout")
-
-
-@contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on error) on an autocommit connection."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def new_id() -> str:

@@ -19,6 +19,7 @@ from typing import Any
 from agent.config import AgentConfig
 from agent.config.identity_models import IdentityConfig
 from agent.identity.crypto import IdentityKeyError, load_cipher
+from sync.sqlite import transaction
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class IdentityMaintenance:
 
             conn = connect(self.db_path)
             try:
-                with repo.transaction(conn):
+                with transaction(conn):
                     n = len(repo.purge_expired(conn, now=now, retention_s=self.cfg.retention_days * 86400.0))
             finally:
                 conn.close()

@@ -40,7 +40,7 @@ from agent.identity.gallery import normalise
 from agent.identity.galleries import GallerySet, Match, Member
 from agent.identity.visits import VisitPolicy, record_sighting, scalper_triggered
 from sync.outbox import Outbox, OutboxItem
-from sync.sqlite import connect
+from sync.sqlite import connect, transaction
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ class IdentityService:
         conn = self.conn
         alerts: list[dict[str, Any]] = []
         added: list[tuple[Member, np.ndarray]] = []
-        with repo.transaction(conn):
+        with transaction(conn):
             for identity_id in undo:  # this track's provisional new visitor turned out to be someone else
                 repo.delete_identity(conn, identity_id)
             decision, items = self._apply(conn, camera, track_id, vector, quality, ts, match, zones, alerts, added)
@@ -336,7 +336,7 @@ class IdentityService:
         if self.galleries.count(identity_id) >= self.cfg.max_embeddings_per_identity:
             return
         conn = self.conn
-        with repo.transaction(conn):
+        with transaction(conn):
             repo.add_embedding(conn, self.cipher, identity_id, vector, quality)
         member = self.galleries.members.get(identity_id)
         if member is not None:
@@ -359,7 +359,7 @@ class IdentityService:
             decision = self._tracks.pop((camera, int(track_id)), None)
             if decision is None or decision.visit_id is None:
                 return
-            with repo.transaction(self.conn):
+            with transaction(self.conn):
                 repo.update_visit(self.conn, decision.visit_id, last_seen=ts, zones=zones, dwell_s=dwell_s)
 
     def decide_alert(self, alert_id: str, decision: str, *, actor: str) -> bool:
@@ -368,7 +368,7 @@ class IdentityService:
 
         conn = self.conn
         with self._lock:
-            with repo.transaction(conn):
+            with transaction(conn):
                 item = record_alert_decision(conn, alert_id, decision, actor=actor, now=self.clock())
                 if item is not None:
                     self.outbox.enqueue_in(conn, [item])
@@ -378,7 +378,7 @@ class IdentityService:
         """Delete visitors past retention and expired watchlist entries, from the store and from memory."""
         now = self.clock() if now is None else now
         with self._lock:
-            with repo.transaction(self.conn) as conn:
+            with transaction(self.conn) as conn:
                 gone = repo.purge_expired(conn, now=now, retention_s=self.cfg.retention_days * 86400.0)
             for identity_id, _ in gone:
                 self.galleries.remove(identity_id)

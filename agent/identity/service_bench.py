@@ -22,6 +22,7 @@ from agent.identity import repository as repo
 from agent.identity.alerts import AlertDispatcher
 from agent.identity.audit import enrol
 from agent.identity.crypto import EmbeddingCipher
+from sync.sqlite import transaction
 
 DIM = 128
 
@@ -55,7 +56,7 @@ def _populate(db_path: Path, cipher: EmbeddingCipher, n: int, rng: np.random.Gen
     people = _unit(rng, n)
     conn = connect(db_path)
     now = time.time()
-    with repo.transaction(conn):
+    with transaction(conn):
         for i, vec in enumerate(people):
             repo.insert_identity(conn, cipher, identity_id=f"v{i:08d}", gallery="visitor", embeddings=[(vec, 1.0)],
                                  last_seen=now, now=now)
@@ -112,7 +113,7 @@ def _alert_and_delete(svc: Any, rng: np.random.Generator, ts: float) -> dict[str
     alert_ms = []
     for i in range(10):
         face = _unit(rng, 1)[0]
-        with repo.transaction(svc.conn):
+        with transaction(svc.conn):
             enrol(svc.conn, svc.cipher, identity_id=f"wl-{i}", gallery="watchlist", kind="theft", embeddings=[face],
                   actor="bench", now=ts)
         svc.reload([f"wl-{i}"])
@@ -127,7 +128,7 @@ def _alert_and_delete(svc: Any, rng: np.random.Generator, ts: float) -> dict[str
     delete_ms = []
     for i in range(10):
         t = time.perf_counter()
-        with repo.transaction(svc.conn):
+        with transaction(svc.conn):
             forget(svc.conn, f"wl-{i}", actor="bench", now=ts)
         svc.reload([f"wl-{i}"])
         delete_ms.append(1000 * (time.perf_counter() - t))

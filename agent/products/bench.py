@@ -23,7 +23,8 @@ from agent.config.products_models import ProductsConfig
 from agent.products.rig import SimulatedScale
 from agent.products.service import WeighingService
 from agent.products.gallery import Gallery
-from agent.products.store import GalleryRepository, transaction
+from agent.products.store import GalleryRepository
+from sync.sqlite import transaction
 from agent.store import connect, open_store
 from sync.outbox import Outbox
 

@@ -15,7 +15,8 @@ import cv2
 from agent.products.commands import encode_vector
 from agent.products.dataset import images_in
 from agent.products.gallery import Gallery
-from agent.products.store import GalleryRepository, transaction
+from agent.products.store import GalleryRepository
+from sync.sqlite import transaction
 from agent.store import connect, open_store
 from sync.outbox import Outbox, OutboxItem
 

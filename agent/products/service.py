@@ -31,9 +31,10 @@ from agent.products.pricing import price_weighing
 from agent.products.recognizer import Recognizer, embedder_from_config, gallery_from_config
 from agent.products.stats import WeighingStats
 from agent.products.store import (GalleryRepository, Weighing, confirm_weighing, get_weighing, new_uid,
-                                  record_weighing, transaction)
+                                  record_weighing)
 from agent.store import connect
 from sync.outbox import Outbox, OutboxItem
+from sync.sqlite import transaction
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ from agent.identity.audit import enrol, list_alerts
 from sync.local_bus import LocalBus
 from tests.identity.conftest import person, sighting
 from tests.support.agent_stack import wait_until
+from sync.sqlite import transaction
 
 PREFIX = "store/s1/local"
 
@@ -55,7 +56,7 @@ def webhook():
 
 
 def _enrol(svc, identity_id: str, gallery: str, seed: int, kind: str | None = None) -> None:
-    with repo.transaction(svc.conn):
+    with transaction(svc.conn):
         enrol(svc.conn, svc.cipher, identity_id=identity_id, gallery=gallery, kind=kind, reason="test entry",
               embeddings=[person(seed)], actor="test", now=time.time())
     svc.reload([identity_id])

@@ -12,6 +12,7 @@ from agent.identity import repository as repo
 from agent.identity.doctor_check import check_identity
 from agent.store import connect, open_store
 from tests.identity.conftest import person
+from sync.sqlite import transaction
 
 
 def _run(tmp_path: Path, *, identification: bool, key: Path | None) -> tuple[str, str, str]:
@@ -32,7 +33,7 @@ def test_identity_doctor(tmp_path: Path) -> None:
     key = generate_key_file(tmp_path / "identity.key")
     assert _run(tmp_path, identification=True, key=key)[0] == "ok"
     conn = connect(open_store(tmp_path / "data"))
-    with repo.transaction(conn):
+    with transaction(conn):
         repo.insert_identity(conn, load_cipher(key), identity_id="m1", gallery="member",
                              embeddings=[(person(1), 1.0)])
     conn.close()

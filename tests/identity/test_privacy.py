@@ -20,6 +20,7 @@ from agent.identity.audit import optout_visitor
 from agent.identity.crypto import IdentityKeyError, generate_key_file, load_cipher
 from agent.identity.runtime import IdentityMaintenance, identification_enabled, open_identity
 from tests.identity.conftest import DIM, person, sighting
+from sync.sqlite import transaction
 
 DAY = 86400.0
 T0 = 1_780_000_000.0
@@ -128,7 +129,7 @@ def test_embeddings_leave_the_box_only_when_sharing_is_enabled(make_service, out
     from agent.identity.audit import enrol
 
     conn = svc.conn
-    with repo.transaction(conn):
+    with transaction(conn):
         enrol(conn, svc.cipher, identity_id="wl-1", gallery="watchlist", kind="theft", embeddings=[person(9)],
               actor="test", now=T0)
         enrol(conn, svc.cipher, identity_id="vip-1", gallery="vip", embeddings=[person(8)], actor="test", now=T0)
@@ -157,7 +158,7 @@ def test_optout_suppresses_everything_about_the_person(make_service, outbox) -> 
     gina = person(4)
     seen = svc.observe("door", 1, sighting(gina, 0), 0.9, T0)
     conn = svc.conn
-    with repo.transaction(conn):
+    with transaction(conn):
         optout_id = optout_visitor(conn, seen.visitor_id, actor="test", now=T0 + 1)
     svc.reload([seen.visitor_id, optout_id])
     before_rows = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
@@ -174,7 +175,7 @@ def test_staff_are_never_recorded_as_visits(make_service, outbox) -> None:
     svc = make_service()
     from agent.identity.audit import enrol
 
-    with repo.transaction(svc.conn):
+    with transaction(svc.conn):
         enrol(svc.conn, svc.cipher, identity_id="staff-1", gallery="staff", embeddings=[person(5)], actor="t", now=T0)
     svc.load()
     d = svc.observe("door", 1, sighting(person(5), 0), 0.9, T0 + 1)
@@ -205,7 +206,7 @@ def test_a_deletion_by_another_process_stores_no_more_faces_of_the_person(make_s
     svc = make_service()
     first = svc.observe("door", 1, sighting(person(1), 0), 0.9, T0)
     other = connect(db_path)  # `store-agent identities forget` while the track is still in view
-    with repo.transaction(other):
+    with transaction(other):
         forget(other, first.visitor_id, actor="cli", now=T0 + 1)
     other.close()
     again = svc.observe("door", 1, sighting(person(1), 1), 0.9, T0 + 2)  # before the service's refresh
@@ -221,7 +222,7 @@ def test_retention_purge_removes_orphaned_embeddings(make_service) -> None:
     svc = make_service()
     kept = svc.observe("door", 1, sighting(person(1), 0), 0.9, T0)
     conn = svc.conn
-    with repo.transaction(conn):
+    with transaction(conn):
         repo.add_embedding(conn, svc.cipher, "gone-id", person(2), 0.9)  # its identity row is missing
     assert conn.execute("SELECT COUNT(*) FROM identity_embeddings").fetchone()[0] == 2
     svc.purge(now=T0 + 1)
@@ -250,7 +251,7 @@ def test_forgetting_a_person_withdraws_their_embedding_from_messages_still_queue
     bob = svc.observe("door", 2, sighting(person(2), 0), 0.9, T0)
     before = {b["visitor_id"]: b for s, b in _outbox_bodies(outbox) if s == "events/visitor"}
     assert "embedding_b64" in before[ann.visitor_id] and "embedding_b64" in before[bob.visitor_id]
-    with repo.transaction(svc.conn):
+    with transaction(svc.conn):
         forget(svc.conn, ann.visitor_id, actor="test", now=T0 + 1)
     after = {b["visitor_id"]: b for s, b in _outbox_bodies(outbox) if s == "events/visitor"}
     assert set(after) == set(before)  # nothing deleted: no gap in the stream

@@ -9,6 +9,7 @@ import numpy as np
 from agent.identity import repository as repo
 from agent.identity.visits import day_bounds
 from tests.identity.conftest import person, sighting
+from sync.sqlite import transaction
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -94,7 +95,7 @@ def test_redecision_to_a_watchlist_match_keeps_the_visit_and_alerts(make_service
     svc = make_service()
     ivan = person(11)
     first = svc.observe("door", 1, sighting(ivan, 0), 0.5, T0)
-    with repo.transaction(svc.conn):
+    with transaction(svc.conn):
         enrol(svc.conn, svc.cipher, identity_id="wl-ivan", gallery="watchlist", kind="theft", embeddings=[ivan],
               actor="test", now=T0)
     svc.reload(["wl-ivan"])
@@ -123,11 +124,11 @@ def test_refresh_picks_up_other_processes_and_skips_its_own_writes(make_service,
         svc.observe("door", i, sighting(person(20 + i), 0), 0.9, _time.time())
     assert svc.refresh() == 0  # its own new visitors are not reloaded
     other = connect(db_path)  # e.g. `store-agent identities enroll` in another process
-    with repo.transaction(other):
+    with transaction(other):
         enrol(other, svc.cipher, identity_id="m-1", gallery="member", embeddings=[person(30)], actor="cli",
               now=_time.time())
     assert svc.refresh() == 1 and svc.observe("door", 9, sighting(person(30), 0), 0.9, _time.time()).kind == "member"
-    with repo.transaction(other):
+    with transaction(other):
         forget(other, "m-1", actor="cli", now=_time.time())
     other.close()
     assert svc.refresh() == 1 and "m-1" not in svc.galleries

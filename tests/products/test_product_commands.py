@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from agent.cli.main import app
 from agent.products.commands import KIND, apply_gallery_update, encode_vector, register_products
-from agent.products.store import transaction
+from sync.sqlite import transaction
 from agent.store import connect, open_store
 from sync.commands import CommandRejected
 

@@ -9,7 +9,8 @@ import pytest
 from agent.products.gallery import Gallery
 from agent.products.plausibility import implausibility, rerank
 from agent.products.recognizer import Recognizer
-from agent.products.store import GalleryRepository, transaction
+from agent.products.store import GalleryRepository
+from sync.sqlite import transaction
 from agent.store import connect, open_store
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import threading
 import time
 import urllib.error
@@ -22,19 +21,15 @@ from agent.pricebook import Article, PriceBook
 from agent.products.rig import SimulatedScale
 from agent.products.service import WeighingService
 from agent.products.gallery import Gallery
-from agent.products.store import GalleryRepository, transaction
+from agent.products.store import GalleryRepository
+from sync.sqlite import transaction
 from agent.store import connect, open_store
 from sync.local_bus import LocalBus
 from sync.outbox import Outbox
+from tests.support.mosquitto import free_port
 
 PREFIX = "store/s1/local"
 ENROL = {"4011": "train/Fruit/Banana", "4030": "train/Fruit/Kiwi", "4053": "train/Fruit/Lemon"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _http(method: str, url: str, body: Any = None, raw: bytes | None = None) -> tuple[int, dict]:
@@ -65,7 +60,7 @@ def stack(tmp_path: Path, grocery: Path, embedder, mosquitto, mqtt_client_factor
                             Article(plu="4053", name="Lemons", price=2.49, unit="kg")])
     tray = tmp_path / "tray.jpg"
     shutil.copy(grocery / "val/Fruit/Banana/Banana_001.jpg", tray)
-    port = _free_port()
+    port = free_port()
     cfg = ProductsConfig(cameras=[{"scale": "s1", "url": str(tray)}], http_port=port, top_k=3,
                          aggregate_interval_s=3600)
     watcher = mqtt_client_factory("screen").connect("127.0.0.1", mosquitto.port)

@@ -18,7 +18,8 @@ from agent.pricebook import register_pricebook
 from agent.products.gallery import Gallery
 from agent.products.rig import SimulatedScale
 from agent.products.service import WeighingService
-from agent.products.store import GalleryRepository, transaction
+from agent.products.store import GalleryRepository
+from sync.sqlite import transaction
 from agent.store import connect, open_store
 from sync.cloud.commands import build_command
 from sync.commands import CommandProcessor
